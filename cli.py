@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""paradiff: plan, run and check parallel diffusion inference.
+
+    python cli.py plan        rank the parallel plans for a model on a cluster
+    python cli.py models      list the known models
+    python cli.py gpus        list the known GPUs and links
+
+Bad input gets one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pathlib import Path
+
+
+def _defaults() -> dict:
+    """The built-in default scenario, kept in pyproject.toml [tool.paradiff.default]."""
+    import tomllib
+    fallback = {"model": "pixart-alpha", "gpu": "l40", "gpus": 8, "intra": "pcie4-2socket"}
+    try:
+        conf = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())
+        return fallback | conf["tool"]["paradiff"]["default"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return fallback
+
+
+DEFAULT = _defaults()
+
+
+from planner.errors import UsageError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (and exit code 2), not usage text."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `python cli.py {self.prog.split()[-1]} --help`)\n")
+
+
+# ---------------------------------------------------------------- shared options
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scenario")
+    g.add_argument("--model", default=None, help=f"model id (default {DEFAULT['model']}; see `cli.py models`)")
+    g.add_argument("--height", type=int, help="image height in pixels (default: the model's)")
+    g.add_argument("--width", type=int, help="image width in pixels (default: the model's)")
+    g.add_argument("--frames", type=int, help="video frames (default: the model's; 1 for images)")
+    g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    g.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
+    g.add_argument("--text-tokens", type=int, help="text tokens the denoiser attends to (default: the model's)")
+    g.add_argument("--no-cfg", action="store_true", help="one guidance branch (guidance-distilled or cfg scale 1)")
+    g.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 (default bf16)")
+    g.add_argument("--scope", default="pipeline", help="pipeline (text encoders + denoise + VAE) | denoise")
+    g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
+    c = p.add_argument_group("cluster")
+    c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT['gpu']}; see `cli.py gpus`)")
+    c.add_argument("--gpus", type=int, default=None, help=f"total GPUs (default {DEFAULT['gpus']})")
+    c.add_argument("--nodes", type=int, default=1, help="machines (default 1)")
+    c.add_argument("--intra", default=None, help="link inside a node: nvswitch | nvlink-bridge | pcie3 | pcie4 "
+                   "| pcie4-2socket | pcie5 (default: the GPU's usual one)")
+    c.add_argument("--inter", default="none", help="link between nodes: none | ethernet | ib-hdr | ib-ndr | roce")
+    c.add_argument("--cluster", help="cluster file (JSON, docs/cluster-file.md) instead of --gpu/--gpus/...")
+
+
+def build_inputs(args):
+    """(ModelSpec, Scenario, Cluster) from the options; UsageError-like errors on bad input."""
+    from planner import zoo
+    from planner.cluster import build_cluster, load_cluster_file
+    from planner.spec import DTYPE_BYTES, Scenario
+
+    cluster_given = args.cluster or args.gpu or args.gpus or args.intra
+    model_id = args.model or DEFAULT["model"]
+    facts = zoo.facts(model_id)
+    if args.cluster:
+        cluster = load_cluster_file(args.cluster)
+    else:
+        gpus = args.gpus if args.gpus is not None else (DEFAULT["gpus"] if not cluster_given else 1)
+        intra = args.intra if (args.intra or cluster_given) else DEFAULT["intra"]
+        cluster = build_cluster(args.gpu or DEFAULT["gpu"], gpus, args.nodes, intra, args.inter)
+    for name in ("height", "width", "frames", "steps", "batch", "text_tokens"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise UsageError(f"--{name.replace('_', '-')} {v}: must be >= 1")
+    if args.dtype not in DTYPE_BYTES:
+        raise UsageError(f"--dtype {args.dtype}: accepted: {', '.join(DTYPE_BYTES)}")
+    if args.scope not in ("pipeline", "denoise"):
+        raise UsageError(f"--scope {args.scope}: accepted: pipeline, denoise")
+    sc = Scenario(model=model_id, height=args.height or facts.default_height,
+                  width=args.width or facts.default_width, frames=args.frames or facts.default_frames,
+                  steps=args.steps or facts.default_steps, batch=args.batch,
+                  cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
+                  dtype=args.dtype, scope=args.scope, compiled=args.compiled)
+    model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
+    return model, sc, cluster
+
+
+# ---------------------------------------------------------------- plan
+def cmd_plan(args) -> int:
+    import time
+    t0 = time.perf_counter()
+    from planner import textout
+    from planner.cost.predict import predict
+    from planner.hardware import default_profile
+    from planner.legality import plan_errors
+    from planner.plan import parse_plan
+    from planner.search import search
+    from planner.xdit import xdit_flags
+
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: must be >= 1")
+    model, sc, cluster = build_inputs(args)
+    profile = default_profile()
+    if args.plan:
+        plan = parse_plan(args.plan)
+        errs = plan_errors(plan, model, sc, cluster.n)
+        if errs:
+            raise UsageError(f"plan '{args.plan}': {errs[0]}")
+        rec = predict(plan, model, sc, cluster, profile)
+        preds = [rec]
+    else:
+        res = search(model, sc, cluster, profile, exact_only=args.exact_only)
+        preds, rec = res.ranked, res.recommended
+    elapsed = time.perf_counter() - t0
+    out = {"scenario": sc.to_dict() | {"model_name": model.facts.name},
+           "cluster": cluster.to_dict(), "profile": profile.name,
+           "recommended": rec.to_dict() if rec else None,
+           "plans": [p.to_dict() for p in preds[: args.top if not args.json else None]],
+           "seconds": round(elapsed, 3)}
+    flags = problems = None
+    if args.xdit and rec:
+        from planner.plan import parse_plan as _pp
+        flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
+        out["xdit"] = {"flags": flags, "problems": problems}
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(textout.scenario_line(model, sc, cluster))
+    print(f"  one GPU: {textout.fmt_s(preds[0].serial_latency_s if preds else 0)}"
+          f"   (profile: {profile.name}; {len(preds)} plans in {elapsed:.2f} s)\n")
+    if args.plan:
+        print(textout.detail(rec))
+    else:
+        print(textout.table(preds, args.top))
+        if rec is None:
+            print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
+        else:
+            print(f"\nrecommended: {rec.plan}  ->  {textout.fmt_s(rec.latency_s)}, {rec.speedup:.2f}x over one GPU, "
+                  f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {'exact' if rec.exact else 'approximate'}")
+            for line in textout.why(rec, preds):
+                print(f"  - {line}")
+    if flags is not None:
+        print("\nxDiT flags: " + " ".join(flags))
+        for p in problems:
+            print(f"  xDiT cannot run this plan as is: {p}")
+    return 0
+
+
+# ---------------------------------------------------------------- listings
+def cmd_models(args) -> int:
+    from planner import zoo
+    rows = []
+    for mid in zoo.model_ids():
+        f = zoo.facts(mid)
+        m = zoo.build(mid, f.default_height, f.default_width, f.default_frames)
+        rows.append({"id": mid, "name": f.name, "arch": f.arch, "params_B": round(m.params / 1e9, 3),
+                     "tflops_per_forward": round(m.flops() / 1e12, 2), "cfg": f.cfg_default,
+                     "default": f"{f.default_height}x{f.default_width}" + (f"x{f.default_frames}f" if f.default_frames > 1 else ""),
+                     "steps": f.default_steps, "blocks": len(m.blocks), "heads": list(m.attention_heads())})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'id':<18} {'params':>8} {'TFLOP/fwd':>10} {'cfg':>4} {'default':>14} {'steps':>5} {'blocks':>6}  arch")
+    for r in rows:
+        print(f"{r['id']:<18} {r['params_B']:>7.2f}B {r['tflops_per_forward']:>10.1f} {'yes' if r['cfg'] else 'no':>4}"
+              f" {r['default']:>14} {r['steps']:>5} {r['blocks']:>6}  {r['arch']}")
+    return 0
+
+
+def cmd_gpus(args) -> int:
+    from planner.hardware import gpu_ids, link_ids, load_gpu, load_link
+    gpus = [load_gpu(g) for g in gpu_ids()]
+    if args.json:
+        print(json.dumps({"gpus": [{"id": g.id, "name": g.name, "family": g.family,
+                                    "memory_gib": g.memory_bytes / 2**30, "bf16_tflops": g.peak("bf16") / 1e12,
+                                    "memory_bw_gbps": g.memory_bw / 1e9, "nvlink_gbps": g.nvlink_gbps}
+                                   for g in gpus], "links": list(link_ids())}, indent=1))
+        return 0
+    print(f"{'id':<16} {'name':<22} {'family':<10} {'memory':>7} {'bf16 TFLOP/s':>12} {'HBM GB/s':>9} {'NVLink GB/s':>11}")
+    for g in gpus:
+        print(f"{g.id:<16} {g.name:<22} {g.family:<10} {g.memory_bytes / 2**30:>5.0f}GB {g.peak('bf16') / 1e12:>12.1f}"
+              f" {g.memory_bw / 1e9:>9.0f} {g.nvlink_gbps or '-':>11}")
+    print("\nlinks: " + ", ".join(link_ids()) + "   (intra ids: nvswitch nvlink-bridge pcie3 pcie4 pcie4-2socket "
+          "pcie5; inter ids: none ethernet ib-hdr ib-ndr roce)")
+    return 0
+
+
+# ---------------------------------------------------------------- main
+# Commands that live beside the code they drive. Each module has
+# register(subparsers, common) where common gives add_scenario_args and build_inputs.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = OneLineParser(prog="cli.py", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", metavar="command", parser_class=OneLineParser)
+    p = sub.add_parser("plan", help="rank parallel plans for a model on a cluster")
+    add_scenario_args(p)
+    p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
+    p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
+    p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
+    p.set_defaults(func=cmd_plan)
+    m = sub.add_parser("models", help="list the known models")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+    g = sub.add_parser("gpus", help="list the known GPUs and links")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gpus)
+    import importlib
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, sys.modules[__name__])
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["plan"] + argv      # the main job is the default command
+    args = ap.parse_args(argv)
+    from planner.errors import user_errors
+    try:
+        return args.func(args)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Compute time of a rank's share of the denoiser: roofline x measured efficiency.
+
+Each op's time is the larger of its compute time (FLOPs over the dtype's peak at the
+efficiency its op class reaches at that size) and its memory time (bytes over memory
+bandwidth at the memory-bound efficiency), and never less than the per-kernel launch
+floor (eager PyTorch issues kernels from the CPU; torch.compile / CUDA graphs lower it).
+
+The model's ops are turned into numpy columns once (`op_table`), so evaluating a shard
+is a handful of vector operations: the search evaluates thousands of plans.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hardware import EfficiencyCurve, GpuSpec, Profile
+from ..spec import ModelSpec, OpKind, Stage
+from ..strategies.base import Shard
+
+KIND_CODE = {OpKind.GEMM: 0, OpKind.CONV: 1, OpKind.ATTN: 2, OpKind.NORM: 3, OpKind.ELEMWISE: 4}
+CLASS_OF_CODE = ("gemm", "conv", "attn", "mem", "mem")
+ROLE_CODE = {"rep": 0, "col": 1, "row": 2}
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """Numpy columns of a list of ops (field meanings: planner/spec.py Op)."""
+
+    kind: np.ndarray
+    tokens: np.ndarray
+    in_f: np.ndarray
+    out_f: np.ndarray
+    taps: np.ndarray
+    in_tokens: np.ndarray
+    heads: np.ndarray
+    head_dim: np.ndarray
+    kv: np.ndarray
+    ctx: np.ndarray
+    q_ctx: np.ndarray
+    groups: np.ndarray
+    width: np.ndarray
+    tensors: np.ndarray
+    params: np.ndarray
+    text: np.ndarray
+    role: np.ndarray
+    block_starts: np.ndarray     # index of each block's first op (for np.add.reduceat)
+    self_attn: np.ndarray        # ATTN ops with keys from the split stream
+
+
+def _table(ops_per_block) -> OpTable:
+    ops = [o for ops in ops_per_block for o in ops]
+    f = lambda attr: np.array([float(getattr(o, attr)) for o in ops])
+    starts, n = [], 0
+    for ops_b in ops_per_block:
+        starts.append(n)
+        n += len(ops_b)
+    kind = np.array([KIND_CODE[o.kind] for o in ops])
+    kv = f("kv_tokens")
+    return OpTable(
+        kind=kind, tokens=f("tokens"), in_f=f("in_features"), out_f=f("out_features"),
+        taps=f("taps"), in_tokens=np.array([float(o.in_tokens or o.tokens) for o in ops]),
+        heads=f("heads"), head_dim=f("head_dim"), kv=kv, ctx=f("ctx_tokens"), q_ctx=f("q_ctx"),
+        groups=f("groups"), width=f("width"), tensors=f("tensors"), params=f("params"),
+        text=np.array([o.text for o in ops]), role=np.array([ROLE_CODE[o.tp_role] for o in ops]),
+        block_starts=np.array(starts), self_attn=(kind == 2) & (kv > 0),
+    )
+
+
+_TABLES: dict[int, tuple[object, OpTable]] = {}
+
+
+def op_table(model: ModelSpec) -> OpTable:
+    """The denoiser's ops as columns, one block after another (cached per ModelSpec)."""
+    hit = _TABLES.get(id(model))
+    if hit is None or hit[0] is not model:
+        hit = (model, _table([b.ops for b in model.blocks]))
+        _TABLES[id(model)] = hit
+    return hit[1]
+
+
+def stage_table(stage: Stage) -> OpTable:
+    return _table([stage.ops])
+
+
+def local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
+    """FLOPs and bytes of every op on one rank, for `batch` samples."""
+    seq = np.where(t.text, 1.0, shard.seq)
+    col = t.role == 1
+    row = t.role == 2
+    fin = np.where(row, t.in_f / tp, t.in_f)
+    fout = np.where(col, t.out_f / tp, t.out_f)
+    tok = t.tokens / seq
+    k = t.kind
+
+    # GEMM and conv (implicit GEMM): 2 * positions * Cin * Cout * taps
+    weights = fin * fout * t.taps
+    mm_flops = 2.0 * tok * weights * batch
+    mm_bytes = elem * (batch * (t.in_tokens / seq * fin + tok * fout) + weights)
+
+    # attention: queries of the split stream (+ joint text queries) against keys
+    textual = t.text
+    q = np.where(textual, t.tokens, t.tokens / shard.q) + t.q_ctx
+    kv = np.where(textual, t.kv, t.kv / shard.kv) + t.ctx
+    heads = np.where(textual, t.heads / tp, t.heads / shard.heads)
+    groups = np.where(textual, t.groups, t.groups / shard.groups)
+    hd = groups * heads * t.head_dim * batch
+    at_flops = 4.0 * hd * q * kv
+    at_bytes = elem * hd * 2.0 * (q + kv)
+
+    # norms and elementwise ops: bandwidth bound
+    width = np.where(t.role > 0, t.width / tp, t.width)
+    mem_bytes = elem * tok * width * t.tensors * batch
+    mem_flops = np.where(k == 3, 5.0, 1.0) * tok * width * batch
+
+    flops = np.select([k <= 1, k == 2], [mm_flops, at_flops], mem_flops)
+    nbytes = np.select([k <= 1, k == 2], [mm_bytes, at_bytes], mem_bytes)
+    return flops, nbytes
+
+
+def curve_time(curve: EfficiencyCurve, size: np.ndarray, peak: float) -> np.ndarray:
+    """Vectorised EfficiencyCurve.time (same two forms: parametric or measured points)."""
+    size = np.maximum(size, 1e-30)
+    if curve.points:
+        xs = np.log10([p[0] for p in curve.points])
+        ys = np.array([p[1] for p in curve.points])
+        eff = np.interp(np.log10(size), xs, ys)
+        return size / (peak * np.maximum(eff, 1e-4))
+    return size / (peak * curve.e_max) + curve.t0_s
+
+
+def op_times(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, dtype: str,
+             gpu: GpuSpec, profile: Profile, compiled: bool) -> np.ndarray:
+    """Seconds of every op on one rank (see the module docstring)."""
+    flops, nbytes = local_work(t, shard, tp, batch, elem)
+    peak = gpu.peak(dtype)
+    mem = curve_time(profile.curve(gpu, "mem"), nbytes, gpu.memory_bw)
+    if compiled:  # kernel fusion removes part of the memory-bound traffic
+        mem = mem * profile.calibration.compiled_mem_factor
+    compute = np.zeros_like(flops)
+    for code, cls in ((0, "gemm"), (1, "conv"), (2, "attn")):
+        sel = t.kind == code
+        if sel.any():
+            compute[sel] = curve_time(profile.curve(gpu, cls), flops[sel], peak)
+    gpu_time = np.maximum(compute, mem)
+    return np.maximum(gpu_time, profile.launch_s(compiled))
+
+
+def per_block(t: OpTable, values: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(values, t.block_starts) if len(values) else values
+
+
+def stage_time(stage: Stage, batch: float, elem: int, dtype: str, gpu: GpuSpec,
+               profile: Profile, compiled: bool) -> float:
+    """One pass of a text encoder or the VAE decoder on one GPU."""
+    if not stage.ops:
+        return 0.0
+    t = stage_table(stage)
+    return float(op_times(t, Shard(), 1, batch, elem, dtype, gpu, profile, compiled).sum())
+
+
+def activation_peak(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, sel=slice(None)) -> float:
+    """Largest live activation of one op among `sel` (its inputs + outputs on this rank).
+    Flash/memory-efficient attention keeps only Q, K, V and O: nothing quadratic."""
+    flops, nbytes = local_work(t, shard, tp, batch, elem)
+    col, row = t.role == 1, t.role == 2
+    fin = np.where(row, t.in_f / tp, t.in_f)
+    fout = np.where(col, t.out_f / tp, t.out_f)
+    weights = elem * fin * fout * t.taps
+    act = np.where(t.kind <= 1, nbytes - weights, nbytes)
+    return float(act[sel].max()) if len(act) else 0.0

@@ -1,0 +1,216 @@
+"""Per-block costs of one rank and the default (layer-wise) step schedule.
+
+`Engine` gathers what every schedule needs for one plan: the rank's local share of a
+denoiser call (samples and shard, combined from the plan's strategies), per-block
+compute and communication times, and collective times on the plan's rank groups.
+Strategies that reorder work over blocks or steps (pipefusion, asyncdiff, paradigms,
+parastep, hybridiff) build their own schedule from these pieces; every other plan runs
+the blocks in order, which `layerwise` schedules here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cluster import Cluster
+from ..hardware import GpuSpec, Profile
+from ..plan import Plan
+from ..spec import ModelSpec, Scenario
+from ..strategies import STRATEGIES, scheduling_strategy
+from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
+from . import compute
+from .comm import collective_time
+from ..layout import Layout
+from .timeline import COMM, COMPUTE, Timeline
+
+SCHEDULER_KERNELS = 10   # guidance combine + scheduler update: a few elementwise kernels per step
+
+
+def overlapped(compute_s, comm_s, eta: float):
+    """Time of `comm_s` running alongside `compute_s`: perfect overlap at eta=1, serial at 0.
+    Overlap is imperfect because NCCL kernels take SMs from the compute they hide under
+    (DistriFusion measured 1.77 s against an ideal 1.48 s, methods.md)."""
+    return np.maximum(compute_s, comm_s) + (1.0 - eta) * np.minimum(compute_s, comm_s)
+
+
+@dataclass
+class BlockCosts:
+    """Seconds per block on one rank, for one denoiser call."""
+
+    compute: np.ndarray
+    blocking: np.ndarray      # collectives nothing can run beside (all-to-all, all-reduce)
+    attn_extra: np.ndarray    # what Ring's K/V passes add beyond the attention they overlap
+    async_comm: np.ndarray    # asynchronous collectives hidden under the whole step
+    sent: np.ndarray          # bytes this rank sends per block
+
+    def pass_time(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
+        """One pass over the blocks `sel`, in order. sync=True: asynchronous collectives
+        wait like blocking ones (the synchronous warm-up of stale-activation methods)."""
+        base = float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+        k = float(self.async_comm[sel].sum())
+        return base + k if sync else float(overlapped(base, k, eta))
+
+    def exposed_comm(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
+        return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum())
+
+
+@dataclass
+class Denoise:
+    """A schedule's answer: the denoising loop's time on the critical rank and its parts.
+
+    compute, comm and other are what every step would cost in steady state; whatever
+    the loop takes beyond them (synchronous warm-up steps, pipeline fill and bubbles) is
+    the bubble."""
+
+    total: float
+    steady_step: float
+    compute: float            # compute on the critical rank, all steps at steady state
+    comm: float               # exposed communication, all steps at steady state
+    other: float              # per-step scheduler/launch overheads
+    comm_bytes_per_step: float
+    timeline: Timeline | None = None
+    rank_blocks: list[slice] | None = None   # blocks each pipeline stage holds (None: all)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bubble(self) -> float:
+        return max(0.0, self.total - self.compute - self.comm - self.other)
+
+
+class Engine:
+    def __init__(self, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
+                 plan: Plan, layout: Layout):
+        self.model, self.sc, self.cluster, self.profile = model, sc, cluster, profile
+        self.plan, self.layout = plan, layout
+        self.eta = profile.calibration.overlap_eff
+        self.table = compute.op_table(model)
+        split, shard = 1, Shard()
+        for key, d in plan.degrees:
+            s = STRATEGIES[key]
+            split *= s.batch_split(d)
+            shard = shard * s.shard(d, plan)
+        self.local = Local(batch=sc.branches / split, shard=shard, elem=sc.elem_bytes,
+                           tp=plan.degree("tp"), sp=shard.seq)
+        ranks = range(plan.gpus)
+        self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
+                                key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
+        self._costs: dict = {}
+
+    # ---------------------------------------------------------------- communication
+    def comm_time(self, c: Comm) -> float:
+        groups = self.layout.groups(c.dim)
+        return c.count * collective_time(self.cluster, c.kind, groups, c.nbytes, self.profile)
+
+    def collective(self, kind: str, dim: str, nbytes: float) -> float:
+        """One collective over every group of dimension `dim` at once."""
+        return collective_time(self.cluster, kind, self.layout.groups(dim), nbytes, self.profile)
+
+    def p2p_time(self, pairs, nbytes: float) -> float:
+        """Point-to-point sends over explicit (src, dst) pairs, all at once."""
+        pairs = tuple((a, b) for a, b in pairs if a != b)
+        return collective_time(self.cluster, "p2p", pairs, nbytes, self.profile) if pairs else 0.0
+
+    def step_comms(self, local: Local | None = None) -> list[Comm]:
+        local = local or self.local
+        out = []
+        for key, d in self.plan.degrees:
+            out += [c for c in STRATEGIES[key].step_comm(d, self.plan, self.model, local) if c.overlap == AFTER_STEP]
+        return out
+
+    def after_step(self, local: Local | None = None) -> tuple[float, float]:
+        """Seconds and bytes of the once-per-step collectives (CFG gather)."""
+        cs = self.step_comms(local)
+        return sum(self.comm_time(c) for c in cs), sum(c.nbytes * c.count for c in cs)
+
+    def step_overhead(self) -> float:
+        return SCHEDULER_KERNELS * self.profile.launch_s(self.sc.compiled)
+
+    # ---------------------------------------------------------------- per-block costs
+    def block_costs(self, shard: Shard | None = None, batch: float | None = None,
+                    keys: tuple[str, ...] | None = None) -> BlockCosts:
+        """Costs of every block for a local shape (default: the plan's), with the
+        per-block communication of the strategies `keys` (default: all of the plan's)."""
+        local = self.local
+        if shard is not None or batch is not None:
+            local = Local(batch=batch if batch is not None else local.batch, shard=shard or local.shard,
+                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq)
+        key = (local, keys)
+        if key in self._costs:
+            return self._costs[key]
+        t = self.table
+        times = compute.op_times(t, local.shard, local.tp, local.batch, local.elem, self.sc.dtype,
+                                 self.gpu, self.profile, self.sc.compiled)
+        comp = compute.per_block(t, times)
+        attn = compute.per_block(t, np.where(t.self_attn, times, 0.0))
+        n = len(self.model.blocks)
+        blocking, ring, async_c, sent = (np.zeros(n) for _ in range(4))
+        strategies = [(k, d) for k, d in self.plan.degrees if keys is None or k in keys]
+        for i, block in enumerate(self.model.blocks):
+            for k, d in strategies:
+                for c in STRATEGIES[k].layer_comm(d, self.plan, block, local):
+                    secs = self.comm_time(c)
+                    sent[i] += c.nbytes * c.count
+                    if c.overlap == BLOCKING:
+                        blocking[i] += secs
+                    elif c.overlap == IN_ATTENTION:
+                        # c.count passes, each hiding under one of (count+1) attention chunks
+                        chunk = attn[i] / (c.count + 1)
+                        per = secs / c.count
+                        ring[i] += c.count * (overlapped(chunk, per, self.eta) - chunk)
+                    elif c.overlap == IN_STEP:
+                        async_c[i] += secs
+        costs = BlockCosts(comp, blocking, ring, async_c, sent)
+        self._costs[key] = costs
+        return costs
+
+    # ---------------------------------------------------------------- default schedule
+    def warmup_steps(self) -> int:
+        return min(self.sc.steps, max((STRATEGIES[k].warmup(self.plan) for k in self.plan.keys), default=0))
+
+    def layerwise(self, detail: bool) -> Denoise:
+        """Every rank runs all blocks in order on its share; warm-up steps (if a strategy
+        has them) wait for their asynchronous collectives."""
+        sc, costs = self.sc, self.block_costs()
+        warm = self.warmup_steps()
+        gather_s, gather_b = self.after_step()
+        other = self.step_overhead()
+        steady = costs.pass_time(eta=self.eta) + gather_s + other
+        warm_step = costs.pass_time(eta=self.eta, sync=True) + gather_s + other
+        total = warm * warm_step + (sc.steps - warm) * steady
+        compute_s = float(costs.compute.sum())
+        tl = self._layerwise_timeline(costs, warm, gather_s, other) if detail else None
+        return Denoise(total, steady, compute_s * sc.steps, (steady - other - compute_s) * sc.steps,
+                       other * sc.steps, float(costs.sent.sum()) + gather_b, tl)
+
+    def _layerwise_timeline(self, costs: BlockCosts, warm: int, gather_s: float, other: float) -> Timeline:
+        """The first steps, block by block. Every rank does the same work, so one row
+        stands for all of them."""
+        n = self.plan.gpus
+        tl = Timeline(1, [f"each of {n} ranks" if n > 1 else "rank 0"])
+        pending = 0.0   # when the asynchronous collectives issued so far complete
+        for s in range(min(self.sc.steps, warm + 2)):
+            for i, b in enumerate(self.model.blocks):
+                end = tl.add(0, COMPUTE, costs.compute[i] + costs.attn_extra[i], label=b.name, step=s)
+                if costs.blocking[i] > 0:
+                    end = tl.add(0, COMM, costs.blocking[i], after=end, label=f"{b.name} collective", step=s)
+                    tl.wait(0, end)
+                if costs.async_comm[i] > 0:
+                    pending = tl.add(0, COMM, costs.async_comm[i], after=end, label=f"{b.name} async", step=s)
+                    if s < warm:
+                        tl.wait(0, pending)
+            end = max(tl.free_at(0), pending)
+            if gather_s > 0:
+                end = tl.add(0, COMM, gather_s, after=end, label="noise-prediction gather", step=s)
+            tl.wait(0, end)
+            tl.add(0, COMPUTE, other, label="scheduler", step=s)
+        return tl
+
+
+def schedule(engine: Engine, detail: bool) -> Denoise:
+    """The denoising loop under the plan: the plan's scheduling strategy if it has one."""
+    s = scheduling_strategy(engine.plan)
+    if s is None:
+        return engine.layerwise(detail)
+    key = s.key
+    return s.schedule(engine.plan.degree(key), engine, detail)

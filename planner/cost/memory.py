@@ -1,0 +1,55 @@
+"""Peak memory per GPU: weights + text encoders + activations + strategy buffers +
+VAE decode + runtime.
+
+- Weights: the denoiser blocks a rank holds (a pipeline stage holds its blocks), divided
+  by the tensor-parallel degree; text encoders and the VAE are loaded on every rank
+  (what diffusers and xDiT do by default).
+- Activations: the largest op's live inputs and outputs, plus the residual stream and
+  the U-Net/U-ViT skip tensors alive at that point (inference frees the rest).
+- Buffers: what strategies keep between steps (stale K/V, in-flight all-gathers).
+- VAE decode runs after the loop, when activations and buffers are free again, so it
+  counts only if its own peak is higher.
+- Runtime: CUDA context, cuBLAS/cuDNN workspaces and allocator slack, plus NCCL buffers
+  for every process group the plan creates.
+"""
+from __future__ import annotations
+
+from ..spec import MemoryBreakdown
+from ..strategies import STRATEGIES
+from . import compute
+
+GiB = 2**30
+# ASSUMED: a CUDA context with PyTorch and cuBLAS/cuDNN workspaces is ~0.5-0.8 GiB, plus
+# caching-allocator fragmentation; NCCL allocates ~0.2 GiB of buffers per communicator.
+RUNTIME_BYTES = 1.0 * GiB
+NCCL_BYTES_PER_GROUP = 0.2 * GiB
+
+
+def memory(eng, rank_blocks) -> MemoryBreakdown:
+    """Worst rank's peak. rank_blocks: the block slices of pipeline stages (None: all)."""
+    model, plan, local, sc = eng.model, eng.plan, eng.local, eng.sc
+    slices = rank_blocks or [slice(0, len(model.blocks))]
+    tsplit = 1
+    for k, d in plan.degrees:
+        tsplit *= STRATEGIES[k].weight_split(d)
+    t = eng.table
+    worst = None
+    for sl in slices:
+        blocks = model.blocks[sl]
+        weights = sum(b.params for b in blocks) * local.elem / tsplit
+        ops = slice(int(t.block_starts[sl.start]),
+                    int(t.block_starts[sl.stop]) if sl.stop < len(model.blocks) else len(t.kind))
+        act = compute.activation_peak(t, local.shard, local.tp, local.batch, local.elem, ops)
+        stream = max((b.tokens * b.hidden + b.skip_elems) / local.sp for b in blocks) * local.batch * local.elem
+        buffers = sum(STRATEGIES[k].buffer_bytes(d, plan, blocks, local) for k, d in plan.degrees)
+        m = MemoryBreakdown(weights=weights, activations=act + stream, buffers=buffers)
+        if worst is None or m.total() > worst.total():
+            worst = m
+    worst.text_encoders = sum(e.params for e in model.text_encoders) * local.elem
+    images = sc.batch / plan.degree("dp")
+    vae = model.vae_decoder
+    vae_act = compute.activation_peak(compute.stage_table(vae), compute.Shard(), 1, images, local.elem) \
+        if vae.ops else 0.0
+    worst.vae = vae.params * local.elem + max(0.0, vae_act - worst.activations - worst.buffers)
+    worst.runtime = RUNTIME_BYTES + NCCL_BYTES_PER_GROUP * len(plan.degrees)
+    return worst

@@ -1,0 +1,285 @@
+"""GPUs, links and the calibrated parameters of the cost model, loaded from hw_profiles/.
+
+- GpuSpec: datasheet peaks, memory, and prior efficiency curves (one file per GPU id).
+- LinkSpec: effective bandwidth per direction and per-hop latency (one file per link id).
+- Calibration: the few fitted parameters (hw_profiles/calibrated/*.json).
+- Profile: what the cost model reads besides the cluster: calibration + measured curves.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HW_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
+OP_CLASSES = ("gemm", "conv", "attn", "mem")   # mem = norms + elementwise (bandwidth bound)
+
+
+class HardwareError(ValueError):
+    """A hardware id or file that cannot be used; the message says what is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class EfficiencyCurve:
+    """Fraction of peak reached against op size (FLOPs, or bytes for `mem`).
+
+    Parametric form: an op of size s takes s / (peak * e_max) + t0, so efficiency is
+    e_max * s / (s + e_max * peak * t0): small ops pay a ramp latency t0 (launch tail,
+    wave quantisation), large ones reach e_max. Measured profiles give `points`
+    (size, efficiency) instead; then efficiency is interpolated in log(size).
+    """
+
+    e_max: float
+    t0_s: float
+    points: tuple[tuple[float, float], ...] = ()
+
+    def time(self, size: float, peak: float) -> float:
+        if size <= 0:
+            return 0.0
+        if self.points:
+            xs = np.log10([p[0] for p in self.points])
+            ys = [p[1] for p in self.points]
+            eff = float(np.interp(math.log10(size), xs, ys))
+            return size / (peak * max(eff, 1e-4))
+        return size / (peak * self.e_max) + self.t0_s
+
+    def efficiency(self, size: float, peak: float) -> float:
+        t = self.time(size, peak)
+        return size / (peak * t) if t > 0 else 0.0
+
+    @staticmethod
+    def from_json(d: dict) -> "EfficiencyCurve":
+        pts = tuple((float(a), float(b)) for a, b in d.get("points", ()))
+        return EfficiencyCurve(float(d.get("e_max", 0.5)), float(d.get("t0_us", 0.0)) * 1e-6, pts)
+
+    def to_json(self) -> dict:
+        d = {"e_max": round(self.e_max, 5), "t0_us": round(self.t0_s * 1e6, 4)}
+        if self.points:
+            d["points"] = [[float(f"{a:.6g}"), round(b, 5)] for a, b in self.points]
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSpec:
+    id: str
+    name: str
+    family: str
+    memory_bytes: float
+    memory_bw: float                      # bytes/s
+    peak_flops: tuple[tuple[str, float], ...]   # (dtype, FLOP/s)
+    nvlink_gbps: float | None
+    pcie_gen: int
+    efficiency: tuple[tuple[str, EfficiencyCurve], ...]   # prior curves per op class
+    source: str = ""
+
+    def peak(self, dtype: str) -> float:
+        table = dict(self.peak_flops)
+        for key in (dtype, "fp16" if dtype == "bf16" else "bf16", "fp32"):
+            if key in table:
+                return table[key]
+        raise HardwareError(f"GPU {self.id} has no peak for dtype {dtype}")
+
+    def prior_curve(self, op_class: str) -> EfficiencyCurve:
+        return dict(self.efficiency)[op_class]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    id: str
+    bw_gbps: float | None          # effective GB/s per direction; None: taken from the GPU
+    latency_us: float
+    from_gpu: str | None = None    # GpuSpec field giving the raw bandwidth (NVLink links)
+    efficiency: float = 1.0        # applied to the GPU's raw bandwidth
+    why: str = ""
+
+    def bandwidth(self, gpu: GpuSpec | None = None) -> float:
+        """Effective bytes/s per direction on this link, for links attached to `gpu`."""
+        if self.from_gpu:
+            raw = getattr(gpu, "nvlink_gbps", None) if gpu else None
+            if not raw:
+                raise HardwareError(f"link {self.id} needs a GPU with NVLink; "
+                                    f"{gpu.id if gpu else 'none'} has none")
+            return raw * self.efficiency * 1e9
+        return float(self.bw_gbps) * 1e9
+
+
+# ---------------------------------------------------------------- loading
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HardwareError(f"{what} file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise HardwareError(f"{what} file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def gpu_ids() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in (HW_DIR / "gpus").glob("*.json")))
+
+
+def link_ids() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in (HW_DIR / "links").glob("*.json")))
+
+
+def gpu_from_json(d: dict) -> GpuSpec:
+    eff = d.get("efficiency", {})
+    curves = tuple((c, EfficiencyCurve.from_json(eff[c])) for c in OP_CLASSES if c in eff)
+    missing = [c for c in OP_CLASSES if c not in eff]
+    if missing:
+        raise HardwareError(f"GPU file for {d.get('id')} lacks efficiency curves for {missing}")
+    return GpuSpec(
+        id=d["id"], name=d.get("name", d["id"]), family=d.get("family", d["id"]),
+        memory_bytes=float(d["memory_gib"]) * 2**30,
+        memory_bw=float(d["memory_bw_gbps"]) * 1e9,
+        peak_flops=tuple((k, float(v) * 1e12) for k, v in d["peak_tflops"].items()),
+        nvlink_gbps=d.get("nvlink_gbps_per_direction"),
+        pcie_gen=int(d.get("pcie_gen", 4)),
+        efficiency=curves,
+        source=d.get("source", ""),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def load_gpu(gpu_id: str) -> GpuSpec:
+    path = HW_DIR / "gpus" / f"{gpu_id}.json"
+    if not isinstance(gpu_id, str) or gpu_id not in gpu_ids():   # also refuses "../links/x"
+        raise HardwareError(f"unknown GPU '{gpu_id}'; known: {', '.join(gpu_ids())}")
+    d = _read_json(path, "GPU")
+    try:
+        return gpu_from_json(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise HardwareError(f"GPU file {path} is malformed: {e}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def load_link(link_id: str) -> LinkSpec:
+    path = HW_DIR / "links" / f"{link_id}.json"
+    if not isinstance(link_id, str) or link_id not in link_ids():
+        raise HardwareError(f"unknown link '{link_id}'; known: {', '.join(link_ids())}")
+    try:
+        m = _read_json(path, "link")["model"]
+        spec = LinkSpec(id=link_id, bw_gbps=m.get("bw_gbps"), latency_us=float(m["latency_us"]),
+                        from_gpu=m.get("from_gpu"), efficiency=float(m.get("efficiency", 1.0)),
+                        why=m.get("why", ""))
+        if spec.bw_gbps is None and not spec.from_gpu:
+            raise ValueError("neither bw_gbps nor from_gpu")
+        return spec
+    except HardwareError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise HardwareError(f"link file {path} is malformed: {e!r}") from None
+
+
+# ---------------------------------------------------------------- calibration
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The cost model's free parameters. Fitted per GPU family, op class and link type,
+    never per data row (see planner/calibrate.py). Defaults are the un-fitted priors."""
+
+    curves: tuple[tuple[tuple[str, str], EfficiencyCurve], ...] = ()   # ((family, class), curve)
+    launch_eager_s: float = 10e-6       # per-kernel CPU launch floor, eager PyTorch
+    launch_compiled_s: float = 3e-6     # with torch.compile / CUDA graphs
+    compiled_mem_factor: float = 0.7    # memory-bound time left after kernel fusion
+    coll_eff: tuple[tuple[str, float], ...] = ()   # (link id, bandwidth efficiency)
+    overlap_eff: float = 0.85           # DistriFusion: 1.48/1.77 s at 1024^2 .. 21.3/22.9 at 3840^2
+    name: str = "prior"
+    fitted_on: str = ""
+
+    def curve(self, family: str, op_class: str) -> EfficiencyCurve | None:
+        return dict(self.curves).get((family, op_class))
+
+    def link_efficiency(self, link_id: str) -> float:
+        return dict(self.coll_eff).get(link_id, 1.0)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "fitted_on": self.fitted_on,
+            "curves": {f"{f}/{c}": cv.to_json() for (f, c), cv in self.curves},
+            "launch_eager_us": round(self.launch_eager_s * 1e6, 4),
+            "launch_compiled_us": round(self.launch_compiled_s * 1e6, 4),
+            "compiled_mem_factor": round(self.compiled_mem_factor, 5),
+            "coll_eff": {k: round(v, 5) for k, v in self.coll_eff},
+            "overlap_eff": round(self.overlap_eff, 5),
+        }
+
+    @staticmethod
+    def from_json(d: dict) -> "Calibration":
+        curves = []
+        for key, cv in d.get("curves", {}).items():
+            fam, cls = key.split("/")
+            if cls not in OP_CLASSES:
+                raise HardwareError(f"calibration curve '{key}': op class must be one of {OP_CLASSES}")
+            curves.append(((fam, cls), EfficiencyCurve.from_json(cv)))
+        return Calibration(
+            curves=tuple(curves),
+            launch_eager_s=float(d.get("launch_eager_us", 10.0)) * 1e-6,
+            launch_compiled_s=float(d.get("launch_compiled_us", 3.0)) * 1e-6,
+            compiled_mem_factor=float(d.get("compiled_mem_factor", 0.7)),
+            coll_eff=tuple((k, float(v)) for k, v in d.get("coll_eff", {}).items()),
+            overlap_eff=float(d.get("overlap_eff", 0.85)),
+            name=d.get("name", "calibration"),
+            fitted_on=d.get("fitted_on", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommCurve:
+    """A measured collective: bus bandwidth (bytes/s) against message bytes, for a
+    number of ranks on one link type; interpolated, with bandwidth kept monotone."""
+
+    kind: str
+    nranks: int
+    sizes: tuple[float, ...]
+    times: tuple[float, ...]
+
+    def time(self, nbytes: float) -> float:
+        xs = np.log10(self.sizes)
+        ys = np.log10(self.times)
+        if nbytes <= self.sizes[-1]:
+            return float(10 ** np.interp(math.log10(max(nbytes, 1.0)), xs, ys))
+        # beyond the largest measured size: extend at the last measured bandwidth
+        return self.times[-1] * nbytes / self.sizes[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Everything the cost model reads besides the model, the cluster and the plan."""
+
+    calibration: Calibration = field(default_factory=Calibration)
+    measured_curves: tuple[tuple[tuple[str, str], EfficiencyCurve], ...] = ()  # ((gpu id, class), curve)
+    measured_comm: tuple[tuple[tuple[str, str, int], CommCurve], ...] = ()     # ((link id, kind, n), curve)
+    measured_launch_s: float | None = None
+    name: str = "datasheet"
+
+    def curve(self, gpu: GpuSpec, op_class: str) -> EfficiencyCurve:
+        measured = dict(self.measured_curves).get((gpu.id, op_class))
+        if measured is not None:
+            return measured
+        fitted = self.calibration.curve(gpu.family, op_class)
+        return fitted if fitted is not None else gpu.prior_curve(op_class)
+
+    def launch_s(self, compiled: bool) -> float:
+        if self.measured_launch_s is not None and not compiled:
+            return self.measured_launch_s
+        c = self.calibration
+        return c.launch_compiled_s if compiled else c.launch_eager_s
+
+    def comm_curve(self, link_id: str, kind: str, nranks: int) -> CommCurve | None:
+        return dict(self.measured_comm).get((link_id, kind, nranks))
+
+
+CALIBRATED_FILE = HW_DIR / "calibrated" / "calibration.json"
+
+
+@functools.lru_cache(maxsize=None)
+def default_profile(calibrated: bool = True) -> Profile:
+    """The datasheet profile, with the committed calibration when there is one."""
+    if calibrated and CALIBRATED_FILE.exists():
+        cal = Calibration.from_json(_read_json(CALIBRATED_FILE, "calibration"))
+        return Profile(calibration=cal, name=f"datasheet+{cal.name}")
+    return Profile()

@@ -1,0 +1,84 @@
+"""Which ranks form which group: the plan's parallel dimensions laid onto rank numbers.
+
+Ranks are numbered so that consecutive ranks are close in the cluster (same NVSwitch,
+PCIe switch or socket, then node). A layout orders the plan's dimensions from innermost
+(consecutive ranks) to outermost (strided), in mixed radix. xDiT's fixed order is
+tp, sp (ulysses inside ring), pp, cfg, dp from inner to outer (xdit.md (a)); the
+placement search (planner/ilp/placement.py) may choose another order.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from .plan import Plan
+
+XDIT_ORDER = ("tp", "ulysses", "ring", "dsp", "distrifusion", "sync_patch", "naive_patch",
+              "pipefusion", "asyncdiff", "hybridiff", "parastep", "paradigms", "cfg", "dp")
+
+
+@dataclass(frozen=True)
+class Layout:
+    sizes: tuple[tuple[str, int], ...]      # (dimension, size), innermost first
+    _groups: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.sizes)
+
+    @property
+    def ranks(self) -> int:
+        n = 1
+        for _, s in self.sizes:
+            n *= s
+        return n
+
+    def groups(self, dim: str) -> tuple[tuple[int, ...], ...]:
+        """Every group of ranks that `dim` communicates within (a tuple of rank tuples)."""
+        if dim in self._groups:
+            return self._groups[dim]
+        sizes = dict(self.sizes)
+        if dim not in sizes:
+            g = tuple((r,) for r in range(self.ranks))
+        else:
+            stride = 1
+            for k, s in self.sizes:
+                if k == dim:
+                    break
+                stride *= s
+            size = sizes[dim]
+            g = tuple(tuple(base + i * stride for i in range(size))
+                      for base in range(self.ranks)
+                      if (base // stride) % size == 0)
+        self._groups[dim] = g
+        return g
+
+    def coords(self, rank: int) -> dict[str, int]:
+        out, rest = {}, rank
+        for k, s in self.sizes:
+            out[k] = rest % s
+            rest //= s
+        return out
+
+    def describe(self) -> str:
+        return " < ".join(f"{k}={s}" for k, s in self.sizes) + "  (inner < outer)"
+
+
+def dimension_sizes(plan: Plan) -> dict[str, int]:
+    """GPUs along each of the plan's dimensions (asyncdiff=N stride=S spans N+S-1)."""
+    from .strategies import STRATEGIES
+    return {k: STRATEGIES[k].gpus(d, plan) for k, d in plan.degrees}
+
+
+def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
+    sizes = dimension_sizes(plan)
+    rank = {k: i for i, k in enumerate(order)}
+    dims = sorted(sizes, key=lambda k: rank.get(k, len(order)))
+    return Layout(tuple((k, sizes[k]) for k in dims))
+
+
+def all_orders(plan: Plan):
+    """Every order of the plan's dimensions (for the placement search)."""
+    sizes = dimension_sizes(plan)
+    for perm in itertools.permutations(sizes):
+        yield Layout(tuple((k, sizes[k]) for k in perm))

@@ -1,0 +1,34 @@
+"""Is a plan legal for this model, scenario and cluster? One list of reasons if not."""
+from __future__ import annotations
+
+from .plan import Plan
+from .spec import ModelSpec, Scenario
+from .strategies import STRATEGIES
+
+
+def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[str]:
+    errs: list[str] = []
+    if plan.gpus != gpus:
+        errs.append(f"plan '{plan}' uses {plan.gpus} GPUs but the cluster has {gpus}; "
+                    f"the degrees must multiply to the GPU count")
+    for seg in plan.schedule:
+        if seg.last > sc.steps:
+            errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
+    for p in (plan.base(),) + tuple(s.plan for s in plan.schedule):
+        errs += _single(p, model, sc)
+    return list(dict.fromkeys(errs))
+
+
+def _single(plan: Plan, model: ModelSpec, sc: Scenario) -> list[str]:
+    errs = []
+    keys = plan.keys
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if b not in STRATEGIES[a].combines_with or a not in STRATEGIES[b].combines_with:
+                errs.append(f"'{a}' and '{b}' cannot be combined in one plan")
+    schedulers = [k for k in keys if STRATEGIES[k].driver]
+    if len(schedulers) > 1:
+        errs.append(f"{' and '.join(schedulers)} each own the step schedule; use one")
+    for k, d in plan.degrees:
+        errs += STRATEGIES[k].check(d, plan, model, sc)
+    return errs

@@ -1,0 +1,37 @@
+"""Strategy registry: one module per plan key, shared by name with the executor."""
+from __future__ import annotations
+
+from .asyncdiff import AsyncDiff
+from .base import Strategy
+from .cfg import CfgParallel
+from .distrifusion import DistriFusion
+from .dp import DataParallel
+from .dsp import DynamicSequence
+from .hybridiff import Hybridiff
+from .naive_patch import NaivePatch
+from .paradigms import ParaDiGMS
+from .parastep import ParaStep
+from .pipefusion import PipeFusion
+from .ring import Ring
+from .serial import Serial
+from .sync_patch import SyncPatch
+from .tp import TensorParallel
+from .ulysses import Ulysses
+
+STRATEGIES: dict[str, Strategy] = {s.key: s for s in (
+    Serial(), DataParallel(), CfgParallel(), Ulysses(), Ring(), TensorParallel(), PipeFusion(),
+    DistriFusion(), SyncPatch(), NaivePatch(), AsyncDiff(), ParaDiGMS(), ParaStep(), Hybridiff(),
+    DynamicSequence())}
+
+
+def scheduling_strategy(plan) -> Strategy | None:
+    """The plan's strategy that owns the step schedule (at most one; see combines_with)."""
+    for k in plan.keys:
+        if STRATEGIES[k].driver:
+            return STRATEGIES[k]
+    return None
+
+
+def is_exact(plan) -> bool:
+    plans = [plan.base()] + [s.plan for s in plan.schedule]
+    return all(STRATEGIES[k].exact for p in plans for k in p.keys)

@@ -1,0 +1,85 @@
+"""asyncdiff: asynchronous denoising (AsyncDiff, NeurIPS'24).
+
+The denoiser is cut into N components of equal cost, one per device. After `warmup`
+synchronous steps (default 3: the paper's SDXL N=3 S=2 setting), component n at step t
+takes component n-1's output from step t-1, so all components run at once on
+different timesteps. After every parallel round each device broadcasts its component's
+output (with the U-Net skip tensors it hands on) to all devices. Stride S: one round
+finishes S steps, using N+S-1 devices. Every device holds the whole model. Approximate.
+"""
+from __future__ import annotations
+
+import math
+
+from .base import Strategy
+from .checks import stale_steps
+
+
+class AsyncDiff(Strategy):
+    key = "asyncdiff"
+    exact = False
+    splits = "the denoiser into components on staggered timesteps"
+    default_warmup = 3
+    combines_with = frozenset({"cfg", "dp"})
+    driver = "asyncdiff"
+
+    def gpus(self, d, plan):
+        return d + int(plan.get("stride", 1)) - 1
+
+    def check(self, d, plan, model, sc):
+        errs = []
+        if d > len(model.blocks):
+            errs.append(f"asyncdiff={d} needs at least {d} blocks; {model.id} has {len(model.blocks)}")
+        if int(plan.get("stride", 1)) > d:
+            errs.append(f"stride={plan.get('stride')} must not exceed the components (asyncdiff={d})")
+        return errs + stale_steps(plan, sc, "asyncdiff", self.warmup(plan))
+
+    def schedule(self, d, eng, detail):
+        from ..cost.engine import Denoise
+        from ..cost.partition import balanced_cuts
+        from ..cost.timeline import COMM, COMPUTE, Timeline
+
+        sc, local = eng.sc, eng.local
+        stride = int(eng.plan.get("stride", 1))
+        warm = min(self.warmup(eng.plan), sc.steps)
+        costs = eng.block_costs()
+        cuts = balanced_cuts(costs.compute, d)
+        comp_t = [costs.pass_time(c) for c in cuts]
+        serial_t = costs.pass_time()
+        other = eng.step_overhead()
+        gather_s, gather_b = eng.after_step()
+
+        # each component's output (and the skips it passes on) goes to every device
+        sizes = []
+        for c in cuts:
+            b = eng.model.blocks[c.stop - 1]
+            sizes.append((b.tokens * b.hidden + b.skip_elems) * local.batch * local.elem)
+        bcast = sum(eng.collective("broadcast", self.key, n) for n in sizes)
+        rounds = math.ceil((sc.steps - warm) / stride)
+        round_t = max(comp_t) + bcast + gather_s + other
+        warm_t = serial_t + gather_s + other
+        total = warm * warm_t + rounds * round_t
+
+        tl = None
+        if detail:
+            n = d + stride - 1
+            tl = Timeline(n, [f"component {min(r, d - 1)}" + (" (stride)" if r >= d else "") for r in range(n)])
+            t = 0.0
+            for s in range(warm):
+                for r in range(n):
+                    tl.add(r, COMPUTE, serial_t, after=t, label="warm-up (whole model)", step=s)
+                t = max(tl.free_at(r) for r in range(n)) + other
+            for k in range(min(rounds, 2)):
+                ends = [tl.add(r, COMPUTE, comp_t[min(r, d - 1)], after=t, label=f"round {k}", step=warm + k)
+                        for r in range(n)]
+                t = max(ends)
+                for i, size in enumerate(sizes):
+                    t = tl.add(min(i, n - 1), COMM, eng.collective("broadcast", self.key, size), after=t,
+                               label=f"broadcast component {i}", step=warm + k)
+                t += gather_s + other
+        per_step = rounds / sc.steps     # rounds per step of the schedule
+        return Denoise(total, round_t, max(comp_t) * rounds,
+                       (bcast + gather_s) * rounds, other * (rounds + warm), sum(sizes) / stride + gather_b,
+                       tl, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
+                                  f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"
+                                  f" ({per_step:.2f} rounds per step)"])

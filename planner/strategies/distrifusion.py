@@ -1,0 +1,41 @@
+"""distrifusion: displaced patch parallelism (DistriFusion, CVPR'24).
+
+Each rank holds the whole model and computes one horizontal patch of the image. Its
+self-attention attends to the full-image K/V, whose remote parts are one step stale:
+every layer starts an asynchronous all-gather of its fresh K/V, used at the next step,
+so the traffic hides under the step's compute (at the overlap efficiency of the
+calibration: NCCL kernels take SMs, methods.md "Collective cost factors").
+The first `warmup` steps (default 4, DistriFusion's warmup_steps) run as synchronous
+patch parallelism. Memory: the full stale K/V of every layer plus the buffer the
+in-flight all-gather writes into, so it does not shrink with N. Approximate.
+"""
+from .base import BLOCKING, IN_STEP, Comm, Shard, Strategy, self_attention_kv_bytes
+from .checks import rows_divisible, stale_steps
+
+PATCH_FAMILY = frozenset({"cfg", "dp"})
+
+
+def gather_kv(key: str, block, local, overlap: str):
+    """All-gather of a block's fresh self-attention K/V (gathered size per rank)."""
+    full = self_attention_kv_bytes(block, local, full=True)
+    return [Comm("all_gather", key, full, overlap, what="K/V all-gather")] if full else []
+
+
+class DistriFusion(Strategy):
+    key = "distrifusion"
+    exact = False
+    splits = "the image into patches (stale remote K/V)"
+    default_warmup = 4
+    combines_with = PATCH_FAMILY
+
+    def check(self, d, plan, model, sc):
+        return rows_divisible(plan, model) + stale_steps(plan, sc, "distrifusion", self.warmup(plan))
+
+    def shard(self, d, plan):
+        return Shard(seq=d, q=d)
+
+    def layer_comm(self, d, plan, block, local):
+        return gather_kv(self.key, block, local, IN_STEP)
+
+    def buffer_bytes(self, d, plan, blocks, local):
+        return 2 * sum(self_attention_kv_bytes(b, local, full=True) for b in blocks)

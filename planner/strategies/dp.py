@@ -1,0 +1,21 @@
+"""dp: data parallel over images. Each group of GPUs generates its own images.
+
+It shortens nothing for one image: it only helps when --batch > 1 (throughput).
+Communication: none while denoising (images are collected at the end).
+"""
+from .base import Strategy
+
+
+class DataParallel(Strategy):
+    key = "dp"
+    splits = "the images of the batch"
+    combines_with = frozenset({"cfg", "pipefusion", "ulysses", "ring", "tp", "distrifusion", "sync_patch",
+                               "naive_patch", "asyncdiff", "paradigms", "parastep", "hybridiff", "dsp"})
+
+    def check(self, d, plan, model, sc):
+        if sc.batch % d:
+            return [f"dp={d} needs the batch ({sc.batch}) to be a multiple of {d}"]
+        return []
+
+    def batch_split(self, d):
+        return d

@@ -1,0 +1,31 @@
+"""dsp: dynamic sequence parallelism (VideoSys, ICML'25) for spatial-temporal video DiTs.
+
+Shard along the axis a block does not attend over: frames for spatial attention,
+positions for temporal attention. Switching axes between the two is one all-to-all of
+the block's activation slice. No head-count limit. Exact. Only for models with
+factorised spatial/temporal attention (Latte, STDiT, AnimateDiff/SVD motion layers).
+"""
+from .base import BLOCKING, Comm, Shard, Strategy, activation_bytes
+from .distrifusion import PATCH_FAMILY
+
+
+class DynamicSequence(Strategy):
+    key = "dsp"
+    splits = "frames (spatial blocks) or positions (temporal blocks)"
+    combines_with = PATCH_FAMILY
+
+    def check(self, d, plan, model, sc):
+        if not model.facts.factorised_attention:
+            return [f"dsp needs factorised spatial/temporal attention; {model.id} attends over all tokens at once"]
+        bad = sorted({op.groups for b in model.blocks for op in b.self_attn_ops() if op.groups % d})
+        if bad:
+            return [f"dsp={d} must divide the attention groups {bad} (frames, or positions per frame)"]
+        return []
+
+    def shard(self, d, plan):
+        return Shard(seq=d, groups=d)
+
+    def layer_comm(self, d, plan, block, local):
+        if not any(op.groups > 1 for op in block.self_attn_ops()):
+            return ()
+        return [Comm("all_to_all", "dsp", activation_bytes(block, local), BLOCKING, what="axis switch")]

@@ -1,0 +1,116 @@
+"""pipefusion: xDiT's patch-level pipeline (PipeFusion, NeurIPS'25).
+
+The blocks are cut into N stages (cost-balanced, planner/ilp/partition.py) and the image
+into M patches. Stage i works on patch j while stage i+1 works on patch j-1; attention
+reads a full-image K/V buffer of the stage's layers that holds the previous step's
+values, overwritten patch by patch as fresh ones arrive. Only stage-boundary
+activations travel (async point-to-point), so traffic does not grow with depth.
+The first `warmup` steps (default 1, xDiT's default) run synchronously without stale
+K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
+Timing comes from the pipeline timeline in planner/cost/drivers.py.
+"""
+from .base import Shard, Strategy, self_attention_kv_bytes
+from .checks import rows_divisible, stale_steps
+from .ulysses import SP_FAMILY
+
+
+class PipeFusion(Strategy):
+    key = "pipefusion"
+    exact = False
+    splits = "layers into stages x the image into patches"
+    default_warmup = 1
+    combines_with = SP_FAMILY - {"pipefusion"} | {"ulysses", "ring", "tp"}
+    driver = "pipefusion"
+
+    def patches(self, d, plan) -> int:
+        return int(plan.get("patches", d))
+
+    def check(self, d, plan, model, sc):
+        errs = []
+        if d > len(model.blocks):
+            errs.append(f"pipefusion={d} needs at least {d} blocks; {model.id} has {len(model.blocks)}")
+        if self.patches(d, plan) < 1:
+            errs.append("patches must be >= 1")
+        return errs + rows_divisible(plan, model) + stale_steps(plan, sc, "pipefusion", self.warmup(plan))
+
+    def shard(self, d, plan):
+        m = self.patches(d, plan)
+        return Shard(seq=m, q=m)
+
+    def buffer_bytes(self, d, plan, blocks, local):
+        # Stale K/V of the whole image for the stage's self-attention layers; with
+        # sequence parallelism inside the stage each rank keeps its 1/sp share of it.
+        sp = plan.degree("ulysses") * plan.degree("ring")
+        return sum(self_attention_kv_bytes(b, local, full=True) for b in blocks) / sp
+
+    # ---- schedule: the pipeline over stages x patches, simulated on the timeline
+    def schedule(self, d, eng, detail):
+        from ..cost.engine import Denoise
+        from ..cost.partition import balanced_cuts
+        from ..cost.timeline import COMM, COMPUTE, Timeline
+
+        sc, plan, local = eng.sc, eng.plan, eng.local
+        m = self.patches(d, plan)
+        warm = min(self.warmup(plan), sc.steps)
+        micro = eng.block_costs()                                 # one patch
+        whole = eng.block_costs(shard=Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
+                                            local.shard.heads, local.shard.features, local.shard.groups))
+        per_block = micro.compute + micro.blocking + micro.attn_extra
+        cuts = balanced_cuts(per_block, d)
+        patch_t = [micro.pass_time(c, eng.eta) for c in cuts]
+        warm_t = [whole.pass_time(c, eng.eta, sync=True) for c in cuts]
+
+        # point-to-point hops between neighbouring stages, all pipelines at once
+        ranks = eng.layout.groups("pipefusion")
+
+        def hop(s: int, nbytes: float) -> float:
+            return eng.p2p_time([(g[s], g[(s + 1) % d]) for g in ranks], nbytes)
+
+        def boundary(c: slice, seq: int) -> float:
+            b = eng.model.blocks[c.stop - 1]
+            return (b.tokens * b.hidden + b.skip_elems) / seq * local.batch * local.elem
+
+        latent_patch = eng.model.latent_elems() / local.shard.seq * local.batch * local.elem
+        hops = [hop(s, boundary(c, local.shard.seq)) for s, c in enumerate(cuts[:-1])]
+        hops_whole = [hop(s, boundary(c, local.shard.seq // m)) for s, c in enumerate(cuts[:-1])]
+        back = hop(d - 1, latent_patch) if d > 1 else 0.0
+        gather_s, gather_b = eng.after_step()
+        other = eng.step_overhead()
+
+        labels = [f"stage {s} ({len(range(*c.indices(len(eng.model.blocks))))} blocks)" for s, c in enumerate(cuts)]
+        tl = Timeline(d, labels)
+        t = 0.0
+        for step in range(warm):   # synchronous: the whole image through the stages in turn
+            for s in range(d):
+                t = tl.add(s, COMPUTE, warm_t[s], after=t, label="warm-up", step=step)
+                if s < d - 1:
+                    t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=step)
+            t = tl.add(d - 1, COMM, gather_s, after=t, label="noise-prediction gather", step=step)
+            t = tl.add(0, COMPUTE, other, after=t, label="scheduler", step=step)
+        ready = [t] * m           # when patch j of the next step may enter stage 0
+        simulated = min(sc.steps - warm, 3)
+        for k in range(simulated):
+            step = warm + k
+            for j in range(m):
+                a = ready[j]
+                for s in range(d):
+                    end = tl.add(s, COMPUTE, patch_t[s], after=a, label=f"patch {j}", step=step)
+                    a = tl.add(s, COMM, hops[s] if s < d - 1 else back, after=end,
+                               label="activation" if s < d - 1 else "latent patch", step=step)
+                ready[j] = a
+            end = tl.add(d - 1, COMM, gather_s, after=max(ready), label="noise-prediction gather", step=step)
+            end = tl.add(0, COMPUTE, other, after=end, label="scheduler", step=step)
+            ready = [max(r, end if gather_s > 0 else r) for r in ready]
+        ends = [tl.step_end(warm + k) for k in range(simulated)]
+        steady = ends[-1] - ends[-2] if simulated >= 2 else (ends[-1] - t if simulated else 0.0)
+        total = tl.makespan + (sc.steps - warm - simulated) * steady
+
+        stage_compute = [float(micro.compute[c].sum()) for c in cuts]
+        slowest = max(range(d), key=lambda s: patch_t[s])
+        compute_s = m * stage_compute[slowest] * sc.steps
+        comm_s = m * (patch_t[slowest] - stage_compute[slowest]) * sc.steps
+        sent = m * max(hops and [boundary(c, local.shard.seq) for c in cuts[:-1]] or [0.0]) + gather_b
+        notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
+        return Denoise(total, steady, compute_s, comm_s, other * sc.steps, sent,
+                       tl if detail else None, rank_blocks=cuts, notes=notes)
+

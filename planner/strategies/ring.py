@@ -1,0 +1,33 @@
+"""ring: ring attention (sequence parallelism with K/V passed point to point).
+
+Tokens are split over the group; inside each self-attention every rank computes its
+queries against one K/V block at a time while the next block arrives from its ring
+neighbour (online softmax over blocks). r-1 passes per attention, each overlapping the
+attention of the block before it. Exact. With ulysses it forms USP (ulysses inside,
+ring outside): the ring passes the K/V of the rank's Ulysses head shard.
+"""
+from .base import IN_ATTENTION, Comm, Shard, Strategy
+from .checks import rows_divisible
+from .ulysses import SP_FAMILY
+
+
+class Ring(Strategy):
+    key = "ring"
+    splits = "tokens; K/V blocks circulate"
+    combines_with = SP_FAMILY - {"ring"} | {"ulysses"}
+
+    def check(self, d, plan, model, sc):
+        return rows_divisible(plan, model)
+
+    def shard(self, d, plan):
+        return Shard(seq=d, q=d)
+
+    def layer_comm(self, d, plan, block, local):
+        ops = block.self_attn_ops()
+        if not ops:
+            return ()
+        u = plan.degree("ulysses")
+        # one K/V block: this rank's token slice, for its Ulysses head shard
+        kv = sum(2 * op.groups * op.kv_tokens / local.shard.seq * u * op.heads / (local.tp * u) * op.head_dim
+                 for op in ops) * local.batch * local.elem
+        return [Comm("p2p", "ring", kv, IN_ATTENTION, count=d - 1, what="K/V ring pass")]

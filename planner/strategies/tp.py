@@ -1,0 +1,40 @@
+"""tp: Megatron-style tensor parallelism.
+
+QKV and MLP-up projections (and the first conv of a ResNet) split their output
+features ("col"), attention splits its heads, and the following projection splits its
+input features ("row") and all-reduces its output: about two blocking all-reduces of a
+full activation per transformer layer. Weights are sharded 1/t; activations are not.
+Exact. Loses on diffusion models because their activations are large (methods.md (2)).
+"""
+from .base import BLOCKING, Comm, Shard, Strategy
+from .ulysses import SP_FAMILY
+
+
+class TensorParallel(Strategy):
+    key = "tp"
+    splits = "weights (features and heads)"
+    combines_with = SP_FAMILY - {"tp"} | {"ulysses", "ring"}
+
+    def check(self, d, plan, model, sc):
+        bad = [h for h in model.attention_heads() if h % d]
+        if bad:
+            return [f"tp={d} must divide the attention head counts {list(model.attention_heads())} of {model.id}"]
+        return []
+
+    def shard(self, d, plan):
+        return Shard(features=d, heads=d)
+
+    def weight_split(self, d):
+        return d
+
+    def layer_comm(self, d, plan, block, local):
+        nbytes = 0.0
+        calls = 0
+        for op in block.ops:
+            if op.tp_role == "row":
+                tokens = op.tokens if op.text else op.tokens / local.shard.seq
+                nbytes += tokens * op.out_features * local.batch * local.elem
+                calls += 1
+        if not calls:
+            return ()
+        return [Comm("all_reduce", "tp", nbytes / calls, BLOCKING, count=calls, what="row-parallel all-reduce")]

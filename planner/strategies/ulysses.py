@@ -1,0 +1,38 @@
+"""ulysses: DeepSpeed-Ulysses sequence parallelism (xDiT / yunchang).
+
+Tokens are split over the group. Around each self-attention, an all-to-all turns the
+sequence shard into a head shard (Q, K, V) and another turns the output back (O):
+4 all-to-alls per attention, blocking (xdit.md (e)). Exact. The degree (times tp) must
+divide every attention head count, and the latent rows must divide by the sequence degree.
+"""
+from .base import BLOCKING, Comm, Shard, Strategy
+from .checks import rows_divisible
+
+SP_FAMILY = frozenset({"cfg", "dp", "pipefusion", "ring", "tp"})
+
+
+class Ulysses(Strategy):
+    key = "ulysses"
+    splits = "tokens, then heads inside attention"
+    combines_with = SP_FAMILY - {"ulysses"} | {"ring"}
+
+    def check(self, d, plan, model, sc):
+        errs = []
+        heads_div = d * plan.degree("tp")
+        bad = [h for h in model.attention_heads() if h % heads_div]
+        if bad:
+            errs.append(f"ulysses={d}{' x tp=' + str(plan.degree('tp')) if plan.degree('tp') > 1 else ''} "
+                        f"must divide the attention head counts {list(model.attention_heads())} of {model.id}")
+        return errs + rows_divisible(plan, model)
+
+    def shard(self, d, plan):
+        return Shard(seq=d, heads=d)
+
+    def layer_comm(self, d, plan, block, local):
+        ops = block.self_attn_ops()
+        if not ops:
+            return ()
+        # each all-to-all moves this rank's token slice of one Q/K/V/O tensor (all its heads)
+        per = sum(op.groups * op.tokens / local.shard.seq * op.heads / local.tp * op.head_dim
+                  for op in ops) * local.batch * local.elem
+        return [Comm("all_to_all", "ulysses", per, BLOCKING, count=4, what="Q,K,V,O all-to-all")]
