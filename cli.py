@@ -96,13 +96,22 @@ def build_inputs(args):
     return model, sc, cluster
 
 
+def load_hw_profile(path: str | None):
+    """The measured profile given with --hw-profile, else the datasheet profile with the
+    committed calibration."""
+    from planner.hardware import default_profile
+    if not path:
+        return default_profile()
+    from planner.profile_io import load_profile
+    return load_profile(path)
+
+
 # ---------------------------------------------------------------- plan
 def cmd_plan(args) -> int:
     import time
     t0 = time.perf_counter()
     from planner import textout
     from planner.cost.predict import predict
-    from planner.hardware import default_profile
     from planner.legality import plan_errors
     from planner.plan import parse_plan
     from planner.search import search
@@ -111,7 +120,7 @@ def cmd_plan(args) -> int:
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be >= 1")
     model, sc, cluster = build_inputs(args)
-    profile = default_profile()
+    profile = load_hw_profile(args.hw_profile)
     if args.plan:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
@@ -120,7 +129,9 @@ def cmd_plan(args) -> int:
         rec = predict(plan, model, sc, cluster, profile)
         preds = [rec]
     else:
-        res = search(model, sc, cluster, profile, exact_only=args.exact_only)
+        if args.approx_steps < 0:
+            raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
+        res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps)
         preds, rec = res.ranked, res.recommended
     elapsed = time.perf_counter() - t0
     out = {"scenario": sc.to_dict() | {"model_name": model.facts.name},
@@ -142,7 +153,7 @@ def cmd_plan(args) -> int:
     if args.plan:
         print(textout.detail(rec))
     else:
-        print(textout.table(preds, args.top))
+        print(textout.table(preds, args.top, rec))
         if rec is None:
             print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
         else:
@@ -199,7 +210,7 @@ def cmd_gpus(args) -> int:
 # ---------------------------------------------------------------- main
 # Commands that live beside the code they drive. Each module has
 # register(subparsers, common) where common gives add_scenario_args and build_inputs.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("profiler.cli",)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -209,9 +220,13 @@ def parser() -> argparse.ArgumentParser:
     add_scenario_args(p)
     p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
     p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
+    p.add_argument("--approx-steps", type=int, default=5,
+                   help="quality knob: most steps the recommended plan may run with an approximate strategy "
+                        "(AsyncDiff, ParaStep, Hybridiff's window); default 5")
     p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
+    p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
     p.set_defaults(func=cmd_plan)
     m = sub.add_parser("models", help="list the known models")
     m.add_argument("--json", action="store_true")

@@ -117,10 +117,12 @@ def _read_json(path: Path, what: str) -> dict:
         raise HardwareError(f"{what} file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
+@functools.lru_cache(maxsize=None)
 def gpu_ids() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in (HW_DIR / "gpus").glob("*.json")))
 
 
+@functools.lru_cache(maxsize=None)
 def link_ids() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in (HW_DIR / "links").glob("*.json")))
 
@@ -192,8 +194,13 @@ class Calibration:
     def curve(self, family: str, op_class: str) -> EfficiencyCurve | None:
         return dict(self.curves).get((family, op_class))
 
-    def link_efficiency(self, link_id: str) -> float:
-        return dict(self.coll_eff).get(link_id, 1.0)
+    def link_efficiency(self, link_id: str, kind: str = "") -> float:
+        """Fraction of the link file's bandwidth collectives reach; all-to-all may have
+        its own entry "<link>/all_to_all"."""
+        eff = dict(self.coll_eff)
+        if kind == "all_to_all" and f"{link_id}/all_to_all" in eff:
+            return eff[f"{link_id}/all_to_all"]
+        return eff.get(link_id, 1.0)
 
     def to_json(self) -> dict:
         return {

@@ -8,6 +8,11 @@ dp <= batch, ulysses and tp <= heads, sequence splits <= latent rows, stages <= 
 so the enumeration stays small even for 1,024 GPUs. Variants: PipeFusion with M = N and
 M = 2N patches (xDiT sweeps M around N; App. B finds M = N best), AsyncDiff with stride 1
 and 2. Plans that do not fit in memory are kept and ranked after those that do.
+
+The recommendation is the fastest plan that fits, is not a baseline, and runs at most
+`approx_budget` steps with an approximate ("approx"-fidelity) strategy: the user's
+quality knob (--approx-steps; default 5, Hybridiff's default window, which its paper
+reports as visually lossless). --exact-only keeps only exact plans.
 """
 from __future__ import annotations
 
@@ -91,8 +96,11 @@ def _variants(degrees: dict[str, int]):
     yield make_plan(degrees)
 
 
+DEFAULT_APPROX_STEPS = 5
+
+
 def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, exact_only: bool = False,
-           include_baselines: bool = False) -> SearchResult:
+           include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS) -> SearchResult:
     t0 = time.perf_counter()
     preds, considered, illegal = [], 0, 0
     for plan in candidates(model, sc, cluster.n, include_baselines):
@@ -105,7 +113,7 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
             continue
         preds.append(p)
     preds.sort(key=lambda p: (not p.fits, p.latency_s))
-    rec = next((p for p in preds if p.fits and _recommendable(p.plan)), None)
+    rec = next((p for p in preds if p.fits and _recommendable(p.plan) and p.approx_steps <= approx_budget), None)
     return SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal,
                         time.perf_counter() - t0)
 

@@ -302,6 +302,8 @@ class Prediction:
     comm_bytes_per_step: float = 0.0  # bytes one rank sends per steady step
     notes: list[str] = field(default_factory=list)
     timeline: object | None = None   # cost.timeline.Timeline of the first steps, for reports
+    stages: tuple[tuple[int, int], ...] = ()   # [first, last) blocks of each pipeline stage/component
+    approx_steps: int = 0                      # steps run by approximate strategies (Strategy.fidelity)
 
     @property
     def speedup(self) -> float:
@@ -321,8 +323,10 @@ class Prediction:
             "capacity_gb": round(self.capacity_bytes / 2**30, 2),
             "fits": self.fits,
             "exact": self.exact,
+            "approx_steps": self.approx_steps,
             "breakdown": self.breakdown.to_dict(),
             "memory_breakdown_gb": self.memory.to_dict(),
             "comm_bytes_per_step": int(self.comm_bytes_per_step),
+            "stages": [list(s) for s in self.stages],
             "notes": list(self.notes),
         }

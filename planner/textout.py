@@ -7,7 +7,13 @@ GB = 2**30
 
 
 def fmt_s(s: float) -> str:
-    return f"{s:.3g} s" if s < 10 else f"{s:.1f} s"
+    if s >= 10:
+        return f"{s:.1f} s"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 0.01:
+        return f"{s * 1e3:.0f} ms"
+    return f"{s * 1e3:.1f} ms" if s >= 5e-5 else "0"
 
 
 def scenario_line(model, sc, cluster) -> str:
@@ -19,18 +25,28 @@ def scenario_line(model, sc, cluster) -> str:
             f"{', compiled' if sc.compiled else ''} ({scope})\n  on {cluster.describe()}")
 
 
-def table(preds: list[Prediction], top: int) -> str:
-    head = (f"{'#':>3}  {'plan':<34} {'latency':>9} {'speed-up':>8} {'GB/GPU':>7} {'fits':>4} {'exact':>5}"
+def fidelity(p: Prediction) -> str:
+    """exact; near (stale activations / tolerance); approx(N steps)."""
+    if p.exact:
+        return "exact"
+    return f"~{p.approx_steps} steps" if p.approx_steps else "near"
+
+
+def table(preds: list[Prediction], top: int, recommended: Prediction | None = None) -> str:
+    head = (f"{'#':>3}  {'plan':<34} {'latency':>9} {'speed-up':>8} {'GB/GPU':>7} {'fits':>4} {'output':>9}"
             f"   {'compute':>8} {'comm':>8} {'bubble':>8} {'text':>7} {'vae':>7}")
     rows = [head, "-" * len(head)]
     for i, p in enumerate(preds[:top], 1):
         b = p.breakdown
-        rows.append(f"{i:>3}  {p.plan:<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
-                    f"{p.memory_bytes / GB:>7.1f} {'yes' if p.fits else 'OOM':>4} {'yes' if p.exact else 'no':>5}"
+        mark = "*" if recommended is not None and p.plan == recommended.plan else " "
+        rows.append(f"{i:>3}{mark} {p.plan:<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
+                    f"{p.memory_bytes / GB:>7.1f} {'yes' if p.fits else 'OOM':>4} {fidelity(p):>9}"
                     f"   {fmt_s(b.compute):>8} {fmt_s(b.comm):>8} {fmt_s(b.bubble):>8} "
                     f"{fmt_s(b.text_encoders):>7} {fmt_s(b.vae):>7}")
     if len(preds) > top:
         rows.append(f"     ... {len(preds) - top} more (--top N)")
+    rows.append("output: exact = same as one GPU; near = stale activations refreshed every step; "
+                "~N steps = N steps reuse earlier predictions")
     return "\n".join(rows)
 
 
@@ -65,7 +81,8 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
     if not rec.exact:
         exact = next((p for p in preds if p.exact and p.fits), None)
         if exact:
-            out.append(f"{rec.plan} is approximate (stale activations); the fastest exact plan is "
+            why_not = "stale activations" if not rec.approx_steps else f"{rec.approx_steps} approximate steps"
+        out.append(f"{rec.plan} is not exact ({why_not}); the fastest exact plan is "
                        f"{exact.plan} at {fmt_s(exact.latency_s)} ({exact.speedup:.2f}x).")
     return out
 

@@ -100,12 +100,16 @@ def _get_pattern(cluster: Cluster, kind: str, groups: Sequence[Sequence[int]]) -
     return pat
 
 
-def _bottleneck(per_link: tuple[tuple[str, float], ...], profile: Profile | None) -> tuple[str, float]:
-    """(link id, seconds per byte) of the limiting link, after calibrated efficiencies."""
+def _bottleneck(per_link: tuple[tuple[str, float], ...], profile: Profile | None,
+                kind: str = "") -> tuple[str, float]:
+    """(link id, seconds per byte) of the limiting link, after calibrated efficiencies.
+    All-to-all may have its own efficiency per link ("<link>/all_to_all"): NCCL runs it as
+    many concurrent point-to-point flows, which links that stage through host memory
+    (cross-socket PCIe) serve far worse than the pipelined rings of the other collectives."""
     if profile is None or not profile.calibration.coll_eff:
         return per_link[0]
-    eff = dict(profile.calibration.coll_eff)
-    return max(((link, x / max(eff.get(link, 1.0), 1e-9)) for link, x in per_link),
+    cal = profile.calibration
+    return max(((link, x / max(cal.link_efficiency(link, kind), 1e-9)) for link, x in per_link),
                key=lambda kv: kv[1])
 
 
@@ -121,7 +125,7 @@ def collective_time(cluster: Cluster, kind: str, groups: Sequence[Sequence[int]]
     latency, per_link, n = _get_pattern(cluster, kind, groups)
     if not per_link or nbytes <= 0:
         return 0.0
-    link, sec_per_byte = _bottleneck(per_link, profile)
+    link, sec_per_byte = _bottleneck(per_link, profile, kind)
     if profile.measured_comm:
         curve = profile.comm_curve(link, kind, n)
         if curve is not None:
@@ -133,4 +137,4 @@ def bottleneck_link(cluster: Cluster, groups: Sequence[Sequence[int]], kind: str
                     profile: Profile | None = None) -> str:
     """Link id limiting `kind` over these concurrent groups ("none" if nothing moves)."""
     _, per_link, _ = _get_pattern(cluster, kind, groups)
-    return _bottleneck(per_link, profile)[0] if per_link else "none"
+    return _bottleneck(per_link, profile, kind)[0] if per_link else "none"

@@ -70,21 +70,41 @@ def _table(ops_per_block) -> OpTable:
 _TABLES: dict[int, tuple[object, OpTable]] = {}
 
 
-def op_table(model: ModelSpec) -> OpTable:
-    """The denoiser's ops as columns, one block after another (cached per ModelSpec)."""
-    hit = _TABLES.get(id(model))
-    if hit is None or hit[0] is not model:
-        hit = (model, _table([b.ops for b in model.blocks]))
-        _TABLES[id(model)] = hit
+def _cached(obj, make) -> OpTable:
+    """Tables are cached by object identity (hashing thousands of ops costs more than
+    building the table); the entry keeps the object alive so its id stays unique."""
+    hit = _TABLES.get(id(obj))
+    if hit is None or hit[0] is not obj:
+        hit = (obj, make())
+        _TABLES[id(obj)] = hit
     return hit[1]
 
 
+def op_table(model: ModelSpec) -> OpTable:
+    """The denoiser's ops as columns, one block after another."""
+    return _cached(model, lambda: _table([b.ops for b in model.blocks]))
+
+
 def stage_table(stage: Stage) -> OpTable:
-    return _table([stage.ops])
+    return _cached(stage, lambda: _table([stage.ops]))
+
+
+_WORK: dict = {}
 
 
 def local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
-    """FLOPs and bytes of every op on one rank, for `batch` samples."""
+    """FLOPs and bytes of every op on one rank, for `batch` samples (memoised: the
+    same shapes recur across plans, profiles and calibration iterations)."""
+    key = (id(t), shard, tp, batch, elem)
+    hit = _WORK.get(key)
+    if hit is None:
+        if len(_WORK) > 20000:
+            _WORK.clear()
+        hit = _WORK[key] = _local_work(t, shard, tp, batch, elem)
+    return hit
+
+
+def _local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
     seq = np.where(t.text, 1.0, shard.seq)
     col = t.role == 1
     row = t.role == 2

@@ -71,6 +71,7 @@ class Denoise:
     comm_bytes_per_step: float
     timeline: Timeline | None = None
     rank_blocks: list[slice] | None = None   # blocks each pipeline stage holds (None: all)
+    cuts: list[slice] | None = None          # the schedule's partition of the blocks, if any
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -100,6 +101,9 @@ class Engine:
     # ---------------------------------------------------------------- communication
     def comm_time(self, c: Comm) -> float:
         groups = self.layout.groups(c.dim)
+        if c.kind == "p2p":   # within a group: every rank sends to its ring neighbour at once
+            pairs = [(g[i], g[(i + 1) % len(g)]) for g in groups if len(g) > 1 for i in range(len(g))]
+            return c.count * self.p2p_time(pairs, c.nbytes)
         return c.count * collective_time(self.cluster, c.kind, groups, c.nbytes, self.profile)
 
     def collective(self, kind: str, dim: str, nbytes: float) -> float:

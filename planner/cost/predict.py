@@ -16,7 +16,7 @@ from ..hardware import Profile
 from ..layout import Layout, layout_for
 from ..plan import Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
-from ..strategies import STRATEGIES, is_exact
+from ..strategies import STRATEGIES, approx_steps, is_exact
 from . import compute
 from .engine import Denoise, Engine, schedule
 from .memory import memory
@@ -60,7 +60,9 @@ def _prediction(plan, eng, den: Denoise, text_s, vae_s, mem, detail) -> Predicti
         serial_latency_s=serial_latency(eng.model, eng.sc, eng.cluster, eng.profile),
         memory_bytes=mem.total(), capacity_bytes=capacity, exact=is_exact(plan), breakdown=bd,
         memory=mem, comm_bytes_per_step=den.comm_bytes_per_step, notes=list(den.notes),
-        timeline=den.timeline if detail else None)
+        timeline=den.timeline if detail else None,
+        stages=tuple((c.start, c.stop) for c in den.cuts or ()),
+        approx_steps=approx_steps(plan, eng.sc.steps))
 
 
 _SERIAL: dict = {}

@@ -32,6 +32,17 @@ def scheduling_strategy(plan) -> Strategy | None:
     return None
 
 
+def approx_steps(plan, steps: int) -> int:
+    """Steps run by "approx"-fidelity strategies (see Strategy.fidelity)."""
+    def one(p, n):
+        return max((STRATEGIES[k].approx_steps(d, p, n) for k, d in p.degrees), default=0)
+    if not plan.schedule:
+        return one(plan, steps)
+    inside = sum(one(s.plan, s.last - s.first + 1) for s in plan.schedule)
+    outside = steps - sum(s.last - s.first + 1 for s in plan.schedule)
+    return inside + (one(plan.base(), steps) * outside // steps if outside > 0 else 0)
+
+
 def is_exact(plan) -> bool:
     plans = [plan.base()] + [s.plan for s in plan.schedule]
     return all(STRATEGIES[k].exact for p in plans for k in p.keys)

@@ -18,6 +18,7 @@ from .checks import stale_steps
 class AsyncDiff(Strategy):
     key = "asyncdiff"
     exact = False
+    fidelity = "approx"
     splits = "the denoiser into components on staggered timesteps"
     default_warmup = 3
     combines_with = frozenset({"cfg", "dp"})
@@ -80,6 +81,6 @@ class AsyncDiff(Strategy):
         per_step = rounds / sc.steps     # rounds per step of the schedule
         return Denoise(total, round_t, max(comp_t) * rounds,
                        (bcast + gather_s) * rounds, other * (rounds + warm), sum(sizes) / stride + gather_b,
-                       tl, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
+                       tl, cuts=cuts, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
                                   f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"
                                   f" ({per_step:.2f} rounds per step)"])

@@ -71,6 +71,12 @@ class Strategy:
 
     key: str = "serial"
     exact: bool = True
+    # How far the output can drift from one GPU's: "exact"; "near" (stale activations
+    # refreshed every step, or a tolerance-bounded fixed point: PipeFusion, DistriFusion,
+    # ParaDiGMS); "approx" (whole network evaluations reused or skipped: AsyncDiff,
+    # ParaStep, Hybridiff's window, naive patches). Steps run by "approx" strategies count
+    # against the user's --approx-steps budget.
+    fidelity: str = "exact"
     recommend: bool = True             # baselines are evaluated on request only
     splits: str = "nothing"
     default_warmup: int = 0
@@ -112,6 +118,10 @@ class Strategy:
 
     def gpus(self, d: int, plan: "Plan") -> int:
         return d
+
+    def approx_steps(self, d: int, plan: "Plan", steps: int) -> int:
+        """Denoising steps whose output is approximate in the "approx" sense."""
+        return max(0, steps - self.warmup(plan)) if self.fidelity == "approx" else 0
 
 
 @dataclass(frozen=True, slots=True)

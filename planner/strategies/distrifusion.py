@@ -24,6 +24,7 @@ def gather_kv(key: str, block, local, overlap: str):
 class DistriFusion(Strategy):
     key = "distrifusion"
     exact = False
+    fidelity = "near"
     splits = "the image into patches (stale remote K/V)"
     default_warmup = 4
     combines_with = PATCH_FAMILY

@@ -21,12 +21,16 @@ DEFAULT_K = 5
 class Hybridiff(Strategy):
     key = "hybridiff"
     exact = False
+    fidelity = "approx"
     splits = "CFG branches, then a two-stage pipeline for k steps"
     combines_with = frozenset({"dp"})
     driver = "hybridiff"
 
     def window(self, plan, steps: int) -> int:
         return min(int(plan.get("k", DEFAULT_K)), steps)
+
+    def approx_steps(self, d, plan, steps):
+        return self.window(plan, steps)     # only the pipeline window is approximate
 
     def check(self, d, plan, model, sc):
         errs = []
@@ -77,5 +81,5 @@ class Hybridiff(Strategy):
                 t = tl.add(0, COMM, bcast, after=t, label="broadcast", step=s) + other
         compute_s = branch.compute.sum() * (sc.steps - k) + max(float(both.compute[c].sum()) for c in cuts) * k
         comm_s = (cfg_step - other - branch.pass_time()) * (sc.steps - k) + bcast * k + switch
-        return Denoise(total, cfg_step, float(compute_s), float(comm_s), other * sc.steps, noise, tl,
+        return Denoise(total, cfg_step, float(compute_s), float(comm_s), other * sc.steps, noise, tl, cuts=cuts,
                        notes=[f"CFG parallel for {sc.steps - k} steps, 2-stage pipeline for k={k} steps"])

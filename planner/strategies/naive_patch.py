@@ -11,6 +11,7 @@ from .distrifusion import PATCH_FAMILY
 class NaivePatch(Strategy):
     key = "naive_patch"
     exact = False
+    fidelity = "approx"
     recommend = False
     splits = "the image into independent patches"
     combines_with = PATCH_FAMILY

@@ -27,6 +27,7 @@ def picard_iterations(steps: int, window: int) -> int:
 class ParaDiGMS(Strategy):
     key = "paradigms"
     exact = False
+    fidelity = "near"
     splits = "timesteps (a window refined by Picard iterations)"
     combines_with = frozenset({"cfg", "dp"})
     driver = "paradigms"

@@ -17,6 +17,7 @@ from .checks import stale_steps
 class ParaStep(Strategy):
     key = "parastep"
     exact = False
+    fidelity = "approx"
     splits = "denoising steps (reuse the last noise prediction, then re-predict)"
     default_warmup = 1
     combines_with = frozenset({"cfg", "dp"})

@@ -17,6 +17,7 @@ from .ulysses import SP_FAMILY
 class PipeFusion(Strategy):
     key = "pipefusion"
     exact = False
+    fidelity = "near"
     splits = "layers into stages x the image into patches"
     default_warmup = 1
     combines_with = SP_FAMILY - {"pipefusion"} | {"ulysses", "ring", "tp"}
@@ -95,12 +96,13 @@ class PipeFusion(Strategy):
                 a = ready[j]
                 for s in range(d):
                     end = tl.add(s, COMPUTE, patch_t[s], after=a, label=f"patch {j}", step=step)
-                    a = tl.add(s, COMM, hops[s] if s < d - 1 else back, after=end,
-                               label="activation" if s < d - 1 else "latent patch", step=step)
-                ready[j] = a
-            end = tl.add(d - 1, COMM, gather_s, after=max(ready), label="noise-prediction gather", step=step)
-            end = tl.add(0, COMPUTE, other, after=end, label="scheduler", step=step)
-            ready = [max(r, end if gather_s > 0 else r) for r in ready]
+                    if s < d - 1:
+                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step)
+                # the last stage finishes the patch: guidance gather, scheduler update of
+                # the patch (xDiT's patch-aware scheduler), latent patch back to stage 0
+                end = tl.add(d - 1, COMM, gather_s / m, after=end, label="noise-prediction gather", step=step)
+                end = tl.add(d - 1, COMPUTE, other / m, after=end, label="scheduler", step=step)
+                ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step)
         ends = [tl.step_end(warm + k) for k in range(simulated)]
         steady = ends[-1] - ends[-2] if simulated >= 2 else (ends[-1] - t if simulated else 0.0)
         total = tl.makespan + (sc.steps - warm - simulated) * steady
@@ -112,5 +114,5 @@ class PipeFusion(Strategy):
         sent = m * max(hops and [boundary(c, local.shard.seq) for c in cuts[:-1]] or [0.0]) + gather_b
         notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
         return Denoise(total, steady, compute_s, comm_s, other * sc.steps, sent,
-                       tl if detail else None, rank_blocks=cuts, notes=notes)
+                       tl if detail else None, rank_blocks=cuts, cuts=cuts, notes=notes)
 

@@ -1,0 +1,168 @@
+"""Fit the cost model's few free parameters to published runs (scipy least squares).
+
+Parameters, each shared by every row it applies to (never one per row or per source):
+- eff/<family>/<class>: peak efficiency (e_max) of GEMM, convolution and attention
+  kernels per GPU family (ampere-dc, ampere-ws, ada, turing, ...), as a factor on the
+  prior curve of hw_profiles/gpus;
+- launch/eager, launch/compiled: the per-kernel launch floor, eager and with
+  torch.compile / CUDA graphs; compiled_mem: the share of memory-bound time left after
+  kernel fusion;
+- link/<id>: the fraction of a link's bandwidth that collectives reach, per link type,
+  and link/<id>/all_to_all for all-to-all where the data has it;
+- overlap: how well asynchronous communication hides under compute.
+A parameter is free only where the training rows exercise it (a family with no conv
+model keeps its prior conv curve); the others keep their priors.
+
+The fit minimises a robust (soft-L1) loss of log(predicted / measured), so no row can
+dominate, and errors are relative. Leave-one-source-out: refit on every source but one,
+predict that one: what a new paper's setup, model or GPU will see.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from .hardware import Calibration, EfficiencyCurve, Profile, load_gpu, load_link
+from .validate import RowResult, evaluate, row_inputs
+
+COMPUTE_CLASSES = ("gemm", "conv", "attn")
+A2A_KEYS = ("ulysses", "dsp")
+OVERLAP_KEYS = ("distrifusion", "ring", "pipefusion")
+# (lower, upper) bounds of log(parameter / prior)
+BOUNDS = {"eff": (math.log(0.15), math.log(2.0)), "launch": (math.log(0.1), math.log(10.0)),
+          "compiled_mem": (math.log(0.3), 0.0), "link": (math.log(0.05), math.log(3.0)),
+          "overlap": (math.log(0.3), 0.0)}
+
+
+@dataclass
+class Fit:
+    names: list[str]
+    values: dict[str, float]            # parameter -> fitted value (not the log)
+    calibration: Calibration
+    rows: int
+    cost: float
+
+
+def _prior() -> Calibration:
+    return Calibration()
+
+
+def active_parameters(rows: list[dict]) -> list[str]:
+    """Parameters some row exercises (see the module docstring)."""
+    names: set[str] = set()
+    for r in rows:
+        try:
+            plan, model, sc, cluster = row_inputs(r)
+        except Exception:   # unusable rows are reported by validate, not fitted
+            continue
+        kinds = {op.kind.value for b in model.blocks for op in b.ops}
+        fam = cluster.gpus[0].family
+        names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if c in kinds)
+        names.add("launch/compiled" if sc.compiled else "launch/eager")
+        if sc.compiled:
+            names.add("compiled_mem")
+        if cluster.n > 1 and not plan.is_serial:
+            links = {d["link"] for _, _, d in cluster.graph.edges(data=True)}
+            links -= {"ethernet", "ib-hdr", "ib-ndr", "roce"} if cluster.nodes == 1 else set()
+            names.update(f"link/{l}" for l in links)
+            if any(k in plan.keys for k in A2A_KEYS):
+                names.update(f"link/{l}/all_to_all" for l in links)
+            if any(k in plan.keys for k in OVERLAP_KEYS):
+                names.add("overlap")
+    return sorted(names)
+
+
+def calibration_from(values: dict[str, float], base: Calibration | None = None) -> Calibration:
+    """A Calibration with `values` (parameter -> value) applied over `base`'s priors."""
+    base = base or _prior()
+    curves = dict(base.curves)
+    coll = dict(base.coll_eff)
+    kw = {}
+    for name, v in values.items():
+        parts = name.split("/")
+        if parts[0] == "eff":
+            fam, cls = parts[1], parts[2]
+            prior = _family_prior(fam, cls)
+            curves[(fam, cls)] = EfficiencyCurve(e_max=prior.e_max * v, t0_s=prior.t0_s)
+        elif name == "launch/eager":
+            kw["launch_eager_s"] = _prior().launch_eager_s * v
+        elif name == "launch/compiled":
+            kw["launch_compiled_s"] = _prior().launch_compiled_s * v
+        elif name == "compiled_mem":
+            kw["compiled_mem_factor"] = v
+        elif parts[0] == "link":
+            coll["/".join(parts[1:])] = v
+        elif name == "overlap":
+            kw["overlap_eff"] = v
+    return replace(base, curves=tuple(sorted(curves.items())), coll_eff=tuple(sorted(coll.items())), **kw)
+
+
+def _family_prior(family: str, cls: str) -> EfficiencyCurve:
+    from .hardware import gpu_ids
+    for g in gpu_ids():
+        spec = load_gpu(g)
+        if spec.family == family:
+            return spec.prior_curve(cls)
+    raise KeyError(family)
+
+
+def _start(name: str) -> tuple[float, float, float]:
+    """(start, lower, upper) in the fitted coordinate: log of the value."""
+    group = name.split("/")[0]
+    lo, hi = BOUNDS[group]
+    start = {"compiled_mem": math.log(_prior().compiled_mem_factor),
+             "overlap": math.log(_prior().overlap_eff)}.get(name, 0.0)
+    return min(max(start, lo + 1e-6), hi - 1e-6), lo, hi
+
+
+def fit(rows: list[dict], x0: dict[str, float] | None = None, max_nfev: int = 60) -> Fit:
+    """Least-squares fit of the active parameters on `rows`."""
+    names = active_parameters(rows)
+    starts, lows, highs = zip(*(_start(n) for n in names)) if names else ((), (), ())
+    x_start = np.array([math.log(x0[n]) if x0 and n in x0 else s for n, s in zip(names, starts)])
+    x_start = np.clip(x_start, np.array(lows) + 1e-6, np.array(highs) - 1e-6)
+
+    def residuals(x):
+        cal = calibration_from(dict(zip(names, np.exp(x))))
+        res = evaluate(rows, Profile(calibration=cal, name="fit"))
+        return np.array([math.log(r.predicted_s / r.measured_s) if r.predicted_s else 0.0 for r in res])
+
+    sol = least_squares(residuals, x_start, bounds=(lows, highs), loss="soft_l1", f_scale=0.1,
+                        diff_step=0.05, max_nfev=max_nfev)
+    values = dict(zip(names, (float(v) for v in np.exp(sol.x))))
+    return Fit(names, values, calibration_from(values), len(rows), float(sol.cost))
+
+
+def leave_one_source_out(rows: list[dict], full: Fit, max_nfev: int = 25) -> list[RowResult]:
+    """Each source predicted by a fit on all the other sources."""
+    out: list[RowResult] = []
+    for source in sorted({r["source"] for r in rows}):
+        train = [r for r in rows if r["source"] != source]
+        held = [r for r in rows if r["source"] == source]
+        f = fit(train, x0=full.values, max_nfev=max_nfev)
+        out += evaluate(held, Profile(calibration=f.calibration, name=f"loso:{source}"))
+    return out
+
+
+def save(f: Fit, data_path: str | Path, out: Path, extra: dict | None = None) -> dict:
+    data = Path(data_path).read_bytes()
+    cal = replace(f.calibration, name="calibrated",
+                  fitted_on=f"{Path(data_path).name} sha256:{hashlib.sha256(data).hexdigest()[:16]}")
+    doc = cal.to_json() | {
+        "free_parameters": len(f.names),
+        "parameters": {n: round(v, 5) for n, v in f.values.items()},
+        "rows": f.rows,
+        "date": datetime.date.today().isoformat(),
+        "method": "scipy.optimize.least_squares, soft-L1 loss on log(predicted/measured); "
+                  "see planner/calibrate.py",
+    } | (extra or {})
+    import json
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc

@@ -1,0 +1,250 @@
+"""Reading, checking and writing measured hardware profiles (written by `cli.py profile`).
+
+No torch here: the planner must load a profile on a machine without it.
+
+A profile file (JSON, format "paradiff-hw-profile", version 1):
+
+    {"format": "paradiff-hw-profile", "version": 1, "name": "local",
+     "provenance": {...free-form: date, host, device name, torch, command...},
+     "device": {"kind": "cpu"|"cuda", "gpu_id": <hw_profiles/gpus id>, "dtype": "fp32",
+                "threads": 1, "peak_flops": FLOP/s, "memory_bw": bytes/s},
+     "compute": {"launch_us": 1.8,
+                 "curves": {<op class>: {"e_max": .., "t0_us": .., "fit_rms": ..,
+                                         "points": [[size, efficiency], ...],
+                                         "samples": [{"op", "shape", "size", "time_us", "eff"}]}}},
+     "comm": {"link": <link id>, "backend": "gloo", "nproc": 2, "dtype": "fp32",
+              "unsupported": {kind: why},
+              "curves": [{"kind", "nranks", "sizes": [bytes], "times_us": [monotone],
+                          "raw_times_us": [...], "fit": {"latency_us", "bw_gbps", ...}}]}
+             or {"skipped": "why", ...},
+     "calibration": {...Calibration.to_json()...}        (optional)
+     "blocks": {...}                                      (optional, not read by the cost model)}
+
+Efficiencies are relative to device.peak_flops (memory_bw for "mem"), the GpuSpec peaks
+when it was measured; if hw_profiles/gpus changes later they are rescaled on load so
+that the cost model still reproduces the measured times.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .hardware import (HW_DIR, OP_CLASSES, Calibration, CommCurve, EfficiencyCurve, HardwareError,
+                       Profile, default_profile, gpu_ids, link_ids, load_gpu)
+from .cost.comm import KINDS as COMM_KINDS
+
+FORMAT = "paradiff-hw-profile"
+VERSION = 1
+LOCAL_PROFILE = HW_DIR / "local.json"
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+
+
+class _Bad(Exception):
+    """A schema problem, without the file name (added once, by the caller)."""
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _obj(d: Any, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise _Bad(f"{where} must be a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _need(d: dict, key: str, where: str) -> Any:
+    if key not in d:
+        raise _Bad(f"{where} lacks '{key}'")
+    return d[key]
+
+
+def _pos(x: Any, where: str, zero_ok: bool = False) -> float:
+    if not _num(x) or x < 0 or (x == 0 and not zero_ok):
+        raise _Bad(f"{where} must be a {'non-negative' if zero_ok else 'positive'} number, got {x!r}")
+    return float(x)
+
+
+def _increasing(xs: Any, where: str) -> list[float]:
+    if not isinstance(xs, list) or not xs:
+        raise _Bad(f"{where} must be a non-empty list of numbers")
+    out = [_pos(x, f"{where}[{i}]") for i, x in enumerate(xs)]
+    for i in range(1, len(out)):
+        if out[i] <= out[i - 1]:
+            raise _Bad(f"{where} must be strictly increasing ({out[i - 1]:g} then {out[i]:g} at index {i})")
+    return out
+
+
+def _check_curve(cls: str, cv: Any) -> tuple[float, float, list[tuple[float, float]]]:
+    where = f"compute.curves.{cls}"
+    cv = _obj(cv, where)
+    e_max = _pos(_need(cv, "e_max", where), f"{where}.e_max")
+    t0_us = _pos(_need(cv, "t0_us", where), f"{where}.t0_us", zero_ok=True)
+    pts = _need(cv, "points", where)
+    if not isinstance(pts, list) or not pts:
+        raise _Bad(f"{where}.points must be a non-empty list of [size, efficiency] pairs")
+    for i, p in enumerate(pts):
+        if not isinstance(p, list) or len(p) != 2:
+            raise _Bad(f"{where}.points[{i}] must be a [size, efficiency] pair, got {p!r}")
+        _pos(p[1], f"{where}.points[{i}] efficiency")
+    sizes = _increasing([p[0] for p in pts], f"{where}.points sizes")
+    return e_max, t0_us, [(s, float(p[1])) for s, p in zip(sizes, pts)]
+
+
+def _check_comm(comm: Any) -> tuple[str | None, list[tuple[str, int, list[float], list[float]]]]:
+    comm = _obj(comm, "comm")
+    if "skipped" in comm:
+        if not isinstance(comm["skipped"], str) or not comm["skipped"]:
+            raise _Bad("comm.skipped must be a non-empty string (the reason)")
+        return None, []
+    link = _need(comm, "link", "comm")
+    if not isinstance(link, str) or link not in link_ids():
+        raise _Bad(f"comm.link: unknown link {link!r}; known: {', '.join(link_ids())}")
+    curves = _need(comm, "curves", "comm")
+    if not isinstance(curves, list):
+        raise _Bad("comm.curves must be a list of measured collectives")
+    out, seen = [], set()
+    for i, c in enumerate(curves):
+        where = f"comm.curves[{i}]"
+        c = _obj(c, where)
+        kind = _need(c, "kind", where)
+        if kind not in COMM_KINDS:
+            raise _Bad(f"{where}.kind: unknown collective {kind!r}; known: {', '.join(COMM_KINDS)}")
+        n = _need(c, "nranks", where)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise _Bad(f"{where}.nranks must be an integer >= 2, got {n!r}")
+        if (kind, n) in seen:
+            raise _Bad(f"{where}: {kind} on {n} ranks is given twice")
+        seen.add((kind, n))
+        sizes = _increasing(_need(c, "sizes", where), f"{where}.sizes")
+        times = _need(c, "times_us", where)
+        if not isinstance(times, list) or len(times) != len(sizes):
+            raise _Bad(f"{where}.times_us must be a list as long as sizes ({len(sizes)})")
+        out.append((kind, n, sizes, [_pos(t, f"{where}.times_us[{j}]") * 1e-6 for j, t in enumerate(times)]))
+    return link, out
+
+
+def check_profile(doc: Any) -> None:
+    """Raise HardwareError (one line, no file name) if `doc` is not a valid profile."""
+    try:
+        _parse(doc)
+    except _Bad as e:
+        raise HardwareError(str(e)) from None
+
+
+def _parse(doc: Any) -> Profile:
+    doc = _obj(doc, "the top level")
+    if doc.get("format") != FORMAT:
+        raise _Bad(f"'format' must be {FORMAT!r}, got {doc.get('format')!r} (not a hardware profile?)")
+    if doc.get("version") != VERSION:
+        raise _Bad(f"'version' {doc.get('version')!r} is not supported (this planner reads version {VERSION})")
+    for opt in ("provenance", "blocks"):
+        if opt in doc:
+            _obj(doc[opt], opt)
+    name = doc.get("name", "profile")
+    if not isinstance(name, str):
+        raise _Bad(f"'name' must be a string, got {type(name).__name__}")
+    dev = _obj(_need(doc, "device", "the top level"), "device")
+    gpu_id = _need(dev, "gpu_id", "device")
+    if not isinstance(gpu_id, str) or gpu_id not in gpu_ids():
+        raise _Bad(f"device.gpu_id: unknown GPU {gpu_id!r}; known: {', '.join(gpu_ids())}")
+    dtype = _need(dev, "dtype", "device")
+    if dtype not in DTYPES:
+        raise _Bad(f"device.dtype {dtype!r}: accepted: {', '.join(DTYPES)}")
+    peak_file = _pos(_need(dev, "peak_flops", "device"), "device.peak_flops")
+    bw_file = _pos(_need(dev, "memory_bw", "device"), "device.memory_bw")
+
+    comp = _obj(_need(doc, "compute", "the top level"), "compute")
+    launch = comp.get("launch_us")
+    launch_s = None if launch is None else _pos(launch, "compute.launch_us") * 1e-6
+    curves_doc = _obj(_need(comp, "curves", "compute"), "compute.curves")
+    spec = load_gpu(gpu_id)
+    try:
+        peak_now = spec.peak(dtype)
+    except HardwareError as e:
+        raise _Bad(f"device: {e}") from None
+    curves = []
+    for cls, cv in curves_doc.items():
+        if cls not in OP_CLASSES:
+            raise _Bad(f"compute.curves: unknown op class {cls!r}; known: {', '.join(OP_CLASSES)}")
+        e_max, t0_us, pts = _check_curve(cls, cv)
+        # keep the measured times if the GpuSpec's peak has changed since (module doc)
+        k = (bw_file / spec.memory_bw) if cls == "mem" else (peak_file / peak_now)
+        curves.append(((gpu_id, cls), EfficiencyCurve(e_max * k, t0_us * 1e-6,
+                                                      tuple((s, e * k) for s, e in pts))))
+
+    link, comm = _check_comm(_need(doc, "comm", "the top level"))
+    measured_comm = tuple(((link, kind, n), CommCurve(kind, n, tuple(s), tuple(t)))
+                          for kind, n, s, t in comm)
+
+    if "calibration" in doc:
+        try:
+            cal = Calibration.from_json(_obj(doc["calibration"], "calibration"))
+        except HardwareError as e:
+            raise _Bad(f"calibration: {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise _Bad(f"calibration is malformed ({e})") from None
+    else:
+        cal = default_profile().calibration
+    return Profile(calibration=cal, measured_curves=tuple(curves), measured_comm=measured_comm,
+                   measured_launch_s=launch_s, name=f"measured:{name}")
+
+
+def profile_from_doc(doc: Any, source: str = "hardware profile") -> Profile:
+    """A Profile for the cost model from a parsed profile document."""
+    try:
+        return _parse(doc)
+    except _Bad as e:
+        raise HardwareError(f"{source}: {e}") from None
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def load_profile_doc(path: str | os.PathLike) -> tuple[dict, Profile]:
+    """The checked document and its Profile: for callers that also need what the
+    Profile does not carry (device.dtype and gpu_id the curves are for, provenance)."""
+    p = Path(path)
+    src = f"hardware profile {p}"
+    try:
+        doc = json.loads(p.read_text(), parse_constant=_reject_constant)
+    except FileNotFoundError:
+        raise HardwareError(f"{src}: not found") from None
+    except IsADirectoryError:
+        raise HardwareError(f"{src}: is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise HardwareError(f"{src}: cannot be read ({type(e).__name__})") from None
+    except json.JSONDecodeError as e:
+        raise HardwareError(f"{src}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except ValueError as e:
+        raise HardwareError(f"{src}: not valid JSON ({e})") from None
+    return doc, profile_from_doc(doc, src)
+
+
+def load_profile(path: str | os.PathLike) -> Profile:
+    """Read and check a profile file; HardwareError naming the file and the problem."""
+    return load_profile_doc(path)[1]
+
+
+def save_profile(doc: dict, path: str | os.PathLike) -> Path:
+    """Check `doc` and write it (atomically: a reader never sees half a file)."""
+    p = Path(path)
+    profile_from_doc(doc, f"hardware profile {p} (not written)")
+    try:
+        text = json.dumps(doc, indent=1, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise HardwareError(f"hardware profile {p} (not written): {e}") from None
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, p)
+    return p
+
+
+def local_profile() -> Profile | None:
+    """hw_profiles/local.json (what `cli.py profile` writes by default), if it exists."""
+    return load_profile(LOCAL_PROFILE) if LOCAL_PROFILE.exists() else None

@@ -1,0 +1,219 @@
+"""Predicted against published latencies: `python cli.py validate --data FILE`.
+
+FILE follows ../shared/data/published/calibration.csv (schema in that folder's README):
+one published run per row, with its plan string. Each row becomes a scenario and a
+cluster; exactly the row's plan is evaluated, honouring `compile` and `scope`. A row that
+cannot be evaluated is listed with its reason, never dropped silently.
+
+Conventions for blank fields (the sources do not say):
+- compile blank -> eager (most of these harnesses run eager PyTorch);
+- scope blank -> denoise: the xDiT PixArt chart's single-L40 latency (2.79 s, scope blank)
+  equals the PipeFusion paper's denoise-only figure for the same run (2.8 s).
+- intra blank (some 1-GPU rows) -> the GPU's default link (it does not matter for 1 GPU).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cluster import build_cluster
+from .cost.predict import predict
+from .errors import UsageError
+from .hardware import HardwareError, Profile
+from .legality import plan_errors
+from .plan import PlanError, parse_plan
+from .spec import Scenario
+
+COLUMNS = ("id", "source", "model", "gpu", "gpus", "nodes", "intra", "inter", "height", "width", "frames",
+           "steps", "cfg", "plan", "compile", "scope", "latency_s")
+GROUP_KEYS = ("source", "model", "gpu", "gpus", "height", "width", "frames", "steps")
+SCENARIO_KEYS = ("source", "model", "gpu", "height", "width", "frames", "steps", "compile", "scope")
+
+
+@dataclass
+class RowResult:
+    row: dict
+    predicted_s: float | None = None
+    fits: bool | None = None
+    reason: str | None = None
+    memory_gb: float | None = None
+
+    @property
+    def measured_s(self) -> float | None:
+        try:
+            return float(self.row["latency_s"])
+        except ValueError:
+            return None
+
+    @property
+    def ape(self) -> float:
+        return abs(self.predicted_s - self.measured_s) / self.measured_s
+
+
+@dataclass
+class Report:
+    rows: list[RowResult]
+    metrics: dict = field(default_factory=dict)
+
+
+def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
+    """Rows of a calibration-schema CSV; UsageError (one line) if it is not one."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UsageError(f"{path}: not a calibration-schema CSV: missing column(s) {', '.join(missing)}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{path}: cannot read ({e})") from None
+    for i, r in enumerate(rows, 2):
+        if not oom:
+            try:
+                if float(r["latency_s"]) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise UsageError(f"{path}:{i}: latency_s '{r['latency_s']}' is not a positive number") from None
+        elif r["latency_s"].strip().upper() != "OOM":
+            raise UsageError(f"{path}:{i}: latency_s '{r['latency_s']}' must be OOM in an out-of-memory file")
+    return rows
+
+
+def row_inputs(r: dict):
+    """(plan, model, scenario, cluster) of a row; ValueError subclasses on bad ids."""
+    from . import zoo
+    def num(k, default=None):
+        v = r[k].strip()
+        if not v:
+            if default is None:
+                raise UsageError(f"column {k} is empty")
+            return default
+        try:
+            return int(float(v))
+        except ValueError:
+            raise UsageError(f"column {k} = '{v}' is not a number") from None
+    plan = parse_plan(r["plan"])
+    sc = Scenario(model=r["model"], height=num("height"), width=num("width"), frames=num("frames", 1),
+                  steps=num("steps"), batch=1, cfg=bool(num("cfg")), dtype="fp16",
+                  scope=r["scope"].strip() or "denoise", compiled=r["compile"].strip() == "1")
+    if sc.scope not in ("denoise", "pipeline"):
+        raise UsageError(f"scope '{sc.scope}' is not denoise or pipeline")
+    model = zoo.build(sc.model, sc.height, sc.width, sc.frames)
+    inter = r["inter"].strip() or "none"
+    cluster = build_cluster(r["gpu"], num("gpus"), num("nodes", 1), r["intra"].strip() or None, inter)
+    return plan, model, sc, cluster
+
+
+def evaluate(rows: list[dict], profile: Profile) -> list[RowResult]:
+    from .zoo import ZooError
+    out = []
+    for r in rows:
+        res = RowResult(r)
+        try:
+            plan, model, sc, cluster = row_inputs(r)
+            errs = plan_errors(plan, model, sc, cluster.n)
+            if errs:
+                res.reason = f"constraint: {errs[0]}"
+            else:
+                p = predict(plan, model, sc, cluster, profile)
+                res.predicted_s, res.fits, res.memory_gb = p.latency_s, p.fits, p.memory_bytes / 2**30
+        except (ZooError, HardwareError, PlanError, UsageError, ValueError) as e:
+            res.reason = f"{type(e).__name__}: {e}"
+        out.append(res)
+    return out
+
+
+def metrics(results: list[RowResult]) -> dict:
+    ok = [r for r in results if r.predicted_s is not None]
+    apes = [r.ape for r in ok]
+    # speed-up over the serial row of the same source and scenario
+    serial = {tuple(r.row[k] for k in SCENARIO_KEYS): r for r in ok if r.row["plan"].strip() == "serial"}
+    sp_err = []
+    for r in ok:
+        s = serial.get(tuple(r.row[k] for k in SCENARIO_KEYS))
+        if s is None or r is s:
+            continue
+        measured = s.measured_s / r.measured_s
+        predicted = s.predicted_s / r.predicted_s
+        sp_err.append(abs(predicted - measured) / measured)
+    # ranking within groups of the same source and scenario
+    groups: dict[tuple, list[RowResult]] = {}
+    for r in ok:
+        groups.setdefault(tuple(r.row[k] for k in GROUP_KEYS), []).append(r)
+    top1, rhos = [], []
+    for g in groups.values():
+        plans = {r.row["plan"] for r in g}
+        if len(plans) < 2:
+            continue
+        top1.append(min(g, key=lambda r: r.predicted_s) is min(g, key=lambda r: r.measured_s))
+        if len(g) >= 3:
+            rhos.append(_spearman([r.predicted_s for r in g], [r.measured_s for r in g]))
+    per_source = {}
+    for r in ok:
+        per_source.setdefault(r.row["source"], []).append(r.ape)
+    return {
+        "rows": len(results), "evaluated": len(ok),
+        "skipped": [{"id": r.row["id"], "reason": r.reason} for r in results if r.predicted_s is None],
+        "mape": _mean(apes), "max_ape": max(apes) if apes else None,
+        "speedup_mape": _mean(sp_err), "speedup_rows": len(sp_err),
+        "top1": _mean(top1), "top1_groups": len(top1),
+        "spearman": _mean(rhos), "spearman_groups": len(rhos),
+        "predicted_oom": [r.row["id"] for r in ok if r.fits is False],
+        "per_source": [{"source": s, "rows": len(v), "mape": _mean(v), "max_ape": max(v)}
+                       for s, v in sorted(per_source.items())],
+        "rows_detail": [{"id": r.row["id"], "plan": r.row["plan"], "predicted_s": round(r.predicted_s, 4),
+                         "measured_s": r.measured_s, "ape": round(r.ape, 4)} for r in ok],
+    }
+
+
+def oom_metrics(results: list[RowResult]) -> dict:
+    ok = [r for r in results if r.predicted_s is not None]
+    return {"rows": len(results), "evaluated": len(ok),
+            "predicted_oom": sum(1 for r in ok if not r.fits),
+            "skipped": [{"id": r.row["id"], "reason": r.reason} for r in results if r.predicted_s is None],
+            "rows_detail": [{"id": r.row["id"], "plan": r.row["plan"], "fits": r.fits,
+                             "memory_gb": round(r.memory_gb, 2)} for r in ok]}
+
+
+def _mean(xs) -> float | None:
+    xs = [float(x) for x in xs]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+    rho = spearmanr(a, b).statistic
+    return 0.0 if math.isnan(rho) else float(rho)
+
+
+def table(m: dict) -> str:
+    lines = [f"{'id':<24} {'plan':<30} {'predicted':>9} {'measured':>9} {'error':>7}"]
+    for d in m["rows_detail"]:
+        lines.append(f"{d['id']:<24} {d['plan']:<30} {d['predicted_s']:>8.3f}s {d['measured_s']:>8.3f}s "
+                     f"{100 * d['ape']:>6.1f}%")
+    lines.append("")
+    lines.append(f"{'source':<72} {'rows':>4} {'MAPE':>7} {'max':>7}")
+    for s in m["per_source"]:
+        lines.append(f"{s['source'][:72]:<72} {s['rows']:>4} {100 * s['mape']:>6.1f}% {100 * s['max_ape']:>6.1f}%")
+    lines.append("")
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
+    num = lambda x: "n/a" if x is None else f"{x:.3f}"
+    lines.append(f"rows {m['rows']}, evaluated {m['evaluated']}, skipped {len(m['skipped'])}")
+    lines.append(f"MAPE {pct(m['mape'])}   max APE {pct(m['max_ape'])}   speed-up MAPE {pct(m['speedup_mape'])}"
+                 f" ({m['speedup_rows']} rows)   top-1 {num(m['top1'])} ({m['top1_groups']} groups)"
+                 f"   Spearman {num(m['spearman'])} ({m['spearman_groups']} groups)")
+    for s in m["skipped"]:
+        lines.append(f"skipped {s['id']}: {s['reason']}")
+    if m["predicted_oom"]:
+        lines.append(f"published successful runs predicted OOM: {', '.join(m['predicted_oom'])}")
+    return "\n".join(lines)
+
+
+def log_ratio(results: list[RowResult]) -> np.ndarray:
+    """log(predicted / measured) of every evaluated row (the calibration's residuals)."""
+    return np.array([math.log(r.predicted_s / r.measured_s) for r in results if r.predicted_s is not None])

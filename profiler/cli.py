@@ -1,0 +1,89 @@
+"""`python cli.py profile`: measure this machine and write a hardware profile.
+
+    python cli.py profile --quick                 # < 1 min; writes hw_profiles/local.json
+    python cli.py profile --nproc 8 --out hw_profiles/h100x8.json
+    python cli.py plan --hw-profile hw_profiles/local.json ...
+
+Bad options: one line on stderr, exit code 2 (UsageError, as the other commands).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.errors import UsageError
+
+DEFAULT_OUT = "hw_profiles/local.json"
+
+
+def register(subparsers, common) -> None:
+    p = subparsers.add_parser("profile", help="measure this machine and write a hardware profile",
+                              description="Time GEMM, conv, attention, norm and elementwise ops on the "
+                              "local device and the collectives between local processes; write the "
+                              "profile that `plan --hw-profile` reads.")
+    p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute on a small host)")
+    p.add_argument("--nproc", type=int, default=2, help="processes (one per GPU) for the collectives (default 2)")
+    p.add_argument("--out", default=None, help=f"profile file to write (default {DEFAULT_OUT})")
+    p.add_argument("--dtype", default=None, help="fp32 | bf16 | fp16 | tf32 (default fp32 on CPU, bf16 on CUDA)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads on CPU (default 1: the executor runs one thread per rank)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
+    p.add_argument("--link", default=None, help="link id the collectives stand for (default: shm on CPU, "
+                   "the GPU's usual intra link, e.g. nvswitch)")
+    p.add_argument("--gpu-id", default=None, help="hw_profiles/gpus id of the device, if its name is not recognised")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print the profile document on stdout")
+    p.set_defaults(func=cmd_profile)
+
+
+def cmd_profile(args) -> int:
+    import json
+    import time
+
+    from planner.profile_io import save_profile
+
+    from .run import ProfileOptions, profile_machine
+
+    out = Path(args.out or DEFAULT_OUT)
+    if out.suffix != ".json":
+        raise UsageError(f"--out {out}: the profile is JSON; give a file name ending in .json")
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    t0 = time.perf_counter()
+    opts = ProfileOptions(device=args.device, dtype=args.dtype, threads=args.threads, nproc=args.nproc,
+                          link=args.link, preset="quick" if args.quick else "full", gpu_id=args.gpu_id,
+                          name=out.stem, progress=not args.no_progress)
+    doc = profile_machine(opts)
+    doc["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
+    save_profile(doc, out)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(summary(doc, out))
+    return 0
+
+
+def summary(doc: dict, path: Path) -> str:
+    """A few lines: where the profile went and what was measured."""
+    dev = doc["device"]
+    lines = [f"wrote {path} ({doc['provenance']['device_name']}, as GPU id '{dev['gpu_id']}', {dev['dtype']}"
+             + (f", {dev['threads']} thread{'s' if dev['threads'] != 1 else ''}" if dev.get("threads") else "")
+             + f"; {doc['provenance'].get('seconds', 0):.1f} s)"]
+    comp = doc["compute"]
+    lines.append(f"  launch overhead {comp['launch_us']:.1f} us")
+    for cls, cv in comp["curves"].items():
+        pts = cv["points"]
+        unit = "B" if cls == "mem" else "FLOP"
+        lines.append(f"  {cls:<5} efficiency {min(e for _, e in pts):.3f}..{max(e for _, e in pts):.3f} over "
+                     f"{pts[0][0]:.3g}..{pts[-1][0]:.3g} {unit} (fit e_max {cv['e_max']:.3f}, t0 {cv['t0_us']:.1f} us)")
+    comm = doc["comm"]
+    if "skipped" in comm:
+        lines.append(f"  collectives: skipped ({comm['skipped']})")
+    else:
+        for c in comm["curves"]:
+            f = c["fit"]
+            lines.append(f"  {c['kind']:<14} n={c['nranks']} on {comm['link']}: latency {f['latency_us']:.0f} us, "
+                         f"{f['bw_gbps']:.2f} GB/s (bus {f.get('bus_bw_gbps', 0):.2f} GB/s), peak measured "
+                         f"{max(c['bw_gbps']):.2f} GB/s")
+        for kind, why in comm.get("unsupported", {}).items():
+            lines.append(f"  {kind}: not supported by {comm['backend']} ({why})")
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Collectives between local processes on torch.distributed (gloo on CPU, nccl on GPUs).
+
+N processes are spawned (torch.multiprocessing, "spawn" start method, a free loopback
+port); each kind is timed over message sizes, per group size (2, 4, ... up to N).
+
+nbytes follows planner/cost/comm.py's collective_time, so a measured curve can replace
+the model one for one:
+- all_reduce, broadcast: the buffer on each rank;
+- all_gather: the gathered OUTPUT on each rank (each rank contributes nbytes / n);
+- reduce_scatter: the INPUT on each rank (each rank keeps nbytes / n);
+- all_to_all: the bytes each rank holds before the exchange (all_to_all_single);
+- p2p: one message from rank 0 to rank 1 (half a ping-pong round trip, which avoids
+  comparing clocks of two processes).
+
+Timing: ranks are lined up by a tiny all-reduce, then each times `inner` back-to-back
+operations (as nccl-tests do); the time of a repeat is the slowest rank's (an
+all-reduce MAX), the median over repeats is kept. `inner` is derived from a warm-up
+time agreed on by all ranks (MAX), so every rank issues the same sequence of calls.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import statistics
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
+
+
+class CommError(RuntimeError):
+    """The distributed measurement failed (a worker raised, or it timed out)."""
+
+
+@dataclass(frozen=True)
+class CommConfig:
+    backend: str = "gloo"
+    device: str = "cpu"
+    dtype: str = "fp32"
+    nproc: int = 2
+    sizes: tuple[int, ...] = tuple(1024 * 4 ** k for k in range(9))    # 1 KiB .. 64 MiB
+    kinds: tuple[str, ...] = KINDS
+    group_sizes: tuple[int, ...] = (2,)
+    threads: int = 1
+    warmup: int = 2
+    repeats: int = 5
+    target_s: float = 0.005       # one repeat lasts about this long (small messages loop)
+    max_inner: int = 50
+    timeout_s: float = 600.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- worker side
+def _ops(kind, numel, g, rank, dt, dev, group, dist, torch):
+    """fn() running one `kind` on `group` with nbytes = numel elements (see module doc)."""
+    r = lambda k: torch.ones(k, dtype=dt, device=dev)
+    if kind == "all_reduce":
+        x = r(numel)
+        return lambda: dist.all_reduce(x, group=group)
+    if kind == "broadcast":
+        x = r(numel)
+        return lambda: dist.broadcast(x, src=0, group=group)
+    if kind == "all_gather":
+        inp, out = r(numel // g), r(numel)
+        ag = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+        return lambda: ag(out, inp, group=group)
+    if kind == "reduce_scatter":
+        inp, out = r(numel), r(numel // g)
+        rs = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+        return lambda: rs(out, inp, group=group)
+    if kind == "all_to_all":
+        inp, out = r(numel), r(numel)
+        return lambda: dist.all_to_all_single(out, inp, group=group)
+    if kind == "p2p":    # ranks 0 and 1 ping-pong; the measured time is halved
+        x = r(numel)
+        peer = 1 - rank
+
+        def pingpong():
+            if rank == 0:
+                dist.send(x, peer)
+                dist.recv(x, peer)
+            else:
+                dist.recv(x, peer)
+                dist.send(x, peer)
+        return pingpong
+    raise ValueError(f"unknown collective {kind!r}")
+
+
+def _worker(rank: int, cfg: dict, port: int, queue) -> None:
+    import warnings
+    warnings.filterwarnings("ignore")          # deprecation chatter would break stderr's one-line rule
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    if cfg["backend"] == "gloo" and "GLOO_SOCKET_IFNAME" not in os.environ and os.path.exists("/sys/class/net/lo"):
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"    # stay on loopback whatever the hostname resolves to
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+    from .compute import _torch_dtype, ELEM
+    torch.set_num_threads(cfg["threads"])
+    dev = "cpu"
+    if cfg["device"] == "cuda":
+        torch.cuda.set_device(rank)
+        dev = f"cuda:{rank}"
+    n = cfg["nproc"]
+    dist.init_process_group(cfg["backend"], rank=rank, world_size=n,
+                            timeout=datetime.timedelta(seconds=min(cfg["timeout_s"], 300)))
+    dt, elem = _torch_dtype(cfg["dtype"]), ELEM[cfg["dtype"]]
+    sync = (lambda: torch.cuda.synchronize()) if dev != "cpu" else (lambda: None)
+    flag = torch.zeros(1, dtype=torch.float64, device=dev)
+
+    def agree_max(values: list[float], group) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=dev)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+        return t.tolist()
+
+    try:
+        curves, unsupported = [], {}
+        for g in cfg["group_sizes"]:
+            # every rank must create every group, members or not
+            group = dist.new_group(list(range(g))) if g < n else None
+            member = rank < g
+            for kind in cfg["kinds"]:
+                if kind == "p2p" and g != 2:
+                    continue
+                sizes, times = [], []
+                for nbytes in cfg["sizes"]:
+                    numel = max(nbytes // elem // g, 1) * g
+                    res = None
+                    if member and kind not in unsupported:
+                        try:
+                            fn = _ops(kind, numel, g, rank, dt, dev, group, dist, torch)
+                            res = _time(fn, cfg, sync, lambda: dist.all_reduce(flag, group=group),
+                                        lambda v: agree_max(v, group))
+                        except (RuntimeError, NotImplementedError, ValueError) as e:
+                            # unsupported ops fail on every rank before any traffic
+                            unsupported[kind] = str(e).strip().splitlines()[0][:200] if str(e) else type(e).__name__
+                    dist.barrier()
+                    if rank == 0:
+                        queue.put(("tick", f"{kind} n={g} {nbytes >> 10} KiB"))
+                    if res is None:
+                        continue
+                    if kind == "p2p":
+                        res = res / 2
+                    sizes.append(numel * elem)
+                    times.append(res)
+                if rank == 0 and sizes:
+                    curves.append({"kind": kind, "nranks": g, "sizes": sizes, "times": times})
+        if rank == 0:
+            queue.put(("result", {"curves": curves, "unsupported": unsupported}))
+    except Exception:
+        if rank == 0:
+            queue.put(("error", traceback.format_exc().strip().splitlines()[-1]))
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def _time(fn, cfg: dict, sync, line_up, agree_max) -> float:
+    """Median seconds per call over repeats, each the slowest member's."""
+    for _ in range(cfg["warmup"]):
+        fn()
+    sync()
+    line_up()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    warm = agree_max([time.perf_counter() - t0])[0]
+    inner = int(min(cfg["max_inner"], max(1, math.ceil(cfg["target_s"] / max(warm, 1e-7)))))
+    reps = []
+    for _ in range(cfg["repeats"]):
+        line_up()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sync()
+        reps.append((time.perf_counter() - t0) / inner)
+    return statistics.median(agree_max(reps))
+
+
+# ---------------------------------------------------------------- parent side
+def total_steps(cfg: CommConfig) -> int:
+    """Progress ticks measure_comm will report."""
+    per = sum(1 for g in cfg.group_sizes for k in cfg.kinds if k != "p2p" or g == 2)
+    return per * len(cfg.sizes)
+
+
+def measure_comm(cfg: CommConfig, progress=None) -> dict:
+    """{"curves": [{"kind", "nranks", "sizes" (bytes), "times" (s)}], "unsupported": {kind: why}}.
+    Raises CommError if a worker fails or the run exceeds cfg.timeout_s."""
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    pc = mp.start_processes(_worker, args=(asdict(cfg), free_port(), queue), nprocs=cfg.nproc,
+                            join=False, start_method="spawn")
+    result, error = None, None
+    deadline = time.monotonic() + cfg.timeout_s
+
+    def drain():
+        nonlocal result, error
+        while not queue.empty():
+            what, payload = queue.get()
+            if what == "tick" and progress:
+                progress.tick(payload)
+            elif what == "result":
+                result = payload
+            elif what == "error":
+                error = payload
+    try:
+        while True:
+            drain()
+            try:
+                if pc.join(timeout=0.2):
+                    break
+            except Exception as e:       # ProcessRaisedException / ProcessExitedException
+                drain()
+                why = error or str(e).strip().splitlines()[-1]
+                raise CommError(f"{cfg.backend} measurement failed: {why}") from None
+            if time.monotonic() > deadline:
+                raise CommError(f"{cfg.backend} measurement timed out after {cfg.timeout_s:.0f} s")
+    finally:
+        for p in pc.processes:          # only our own workers, by handle
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+    drain()
+    if result is None:
+        raise CommError(f"{cfg.backend} measurement ended without a result")
+    return result
