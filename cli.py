@@ -210,7 +210,7 @@ def cmd_gpus(args) -> int:
 # ---------------------------------------------------------------- main
 # Commands that live beside the code they drive. Each module has
 # register(subparsers, common) where common gives add_scenario_args and build_inputs.
-COMMAND_MODULES: tuple[str, ...] = ("profiler.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("profiler.cli", "planner.validate_cli",)
 
 
 def parser() -> argparse.ArgumentParser:

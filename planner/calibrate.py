@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from .hardware import Calibration, EfficiencyCurve, Profile, load_gpu, load_link
+from .hardware import Calibration, EfficiencyCurve, Profile, load_gpu
 from .validate import RowResult, evaluate, row_inputs
 
 COMPUTE_CLASSES = ("gemm", "conv", "attn")
@@ -38,6 +38,17 @@ OVERLAP_KEYS = ("distrifusion", "ring", "pipefusion")
 BOUNDS = {"eff": (math.log(0.15), math.log(2.0)), "launch": (math.log(0.1), math.log(10.0)),
           "compiled_mem": (math.log(0.3), 0.0), "link": (math.log(0.05), math.log(3.0)),
           "overlap": (math.log(0.3), 0.0)}
+
+
+# A class's efficiency is fitted only on models where it does a real share of the work
+# (PixArt's patch-embedding conv is ~0.1% of its FLOPs and cannot pin a conv efficiency).
+MIN_SHARE = 0.05
+
+
+def _flops_share(model, cls: str) -> float:
+    total = model.flops()
+    part = sum(op.flops() for b in model.blocks for op in b.ops if op.kind.value == cls)
+    return part / total if total else 0.0
 
 
 @dataclass
@@ -61,9 +72,8 @@ def active_parameters(rows: list[dict]) -> list[str]:
             plan, model, sc, cluster = row_inputs(r)
         except Exception:   # unusable rows are reported by validate, not fitted
             continue
-        kinds = {op.kind.value for b in model.blocks for op in b.ops}
         fam = cluster.gpus[0].family
-        names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if c in kinds)
+        names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if _flops_share(model, c) >= MIN_SHARE)
         names.add("launch/compiled" if sc.compiled else "launch/eager")
         if sc.compiled:
             names.add("compiled_mem")

@@ -206,8 +206,11 @@ class ModelSpec:
         return sum(b.flops() for b in self.blocks)
 
     def attention_heads(self) -> tuple[int, ...]:
-        """Distinct head counts of the attention ops: Ulysses must divide each."""
-        return tuple(sorted({o.heads for b in self.blocks for o in b.ops if o.kind is OpKind.ATTN}))
+        """Distinct head counts of the split stream's attention ops: Ulysses and tensor
+        parallelism must divide each (text-only attention, e.g. attention pooling of the
+        prompt, runs whole on every rank)."""
+        return tuple(sorted({o.heads for b in self.blocks for o in b.ops
+                             if o.kind is OpKind.ATTN and not o.text}))
 
     def latent_rows(self) -> int:
         """Latent rows that sequence/patch strategies split (after patchify)."""

@@ -113,10 +113,11 @@ def _local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
     tok = t.tokens / seq
     k = t.kind
 
-    # GEMM and conv (implicit GEMM): 2 * positions * Cin * Cout * taps
+    # GEMM and conv (implicit GEMM): 2 * positions * Cin * Cout * taps. Ops with params=0
+    # reuse another op's weights (the text-stream copy of a shared layer): no second read.
     weights = fin * fout * t.taps
     mm_flops = 2.0 * tok * weights * batch
-    mm_bytes = elem * (batch * (t.in_tokens / seq * fin + tok * fout) + weights)
+    mm_bytes = elem * (batch * (t.in_tokens / seq * fin + tok * fout) + np.where(t.params > 0, weights, 0.0))
 
     # attention: queries of the split stream (+ joint text queries) against keys
     textual = t.text
@@ -186,6 +187,6 @@ def activation_peak(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, 
     col, row = t.role == 1, t.role == 2
     fin = np.where(row, t.in_f / tp, t.in_f)
     fout = np.where(col, t.out_f / tp, t.out_f)
-    weights = elem * fin * fout * t.taps
+    weights = elem * np.where(t.params > 0, fin * fout * t.taps, 0.0)
     act = np.where(t.kind <= 1, nbytes - weights, nbytes)
     return float(act[sel].max()) if len(act) else 0.0

@@ -1,0 +1,124 @@
+"""Prediction accuracy on published runs: fit, leave-one-source-out, and BENCHMARKS.md.
+
+    python bench/accuracy.py            # fit, save hw_profiles/calibrated/calibration.json, LOSO
+    python bench/accuracy.py --no-loso  # skip the (slow) leave-one-source-out refits
+
+Records mape, speedup_mape, top1, spearman and max_ape for the prior (unfitted)
+parameters, the fitted ones, and leave-one-source-out, plus the out-of-memory check.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from planner import calibrate  # noqa: E402
+from planner.hardware import CALIBRATED_FILE, Profile  # noqa: E402
+from planner.validate import evaluate, metrics, oom_metrics, read_rows  # noqa: E402
+
+DATA = ROOT / "bench" / "data" / "calibration.csv"
+OOM = ROOT / "bench" / "data" / "oom.csv"
+
+
+def _fold(args):
+    source, rows, x0, nfev = args
+    train = [r for r in rows if r["source"] != source]
+    held = [r for r in rows if r["source"] == source]
+    f = calibrate.fit(train, x0=x0, max_nfev=nfev)
+    return evaluate(held, Profile(calibration=f.calibration, name=f"loso:{source}"))
+
+
+def summary(m: dict) -> dict:
+    return {k: m[k] for k in ("rows", "evaluated", "mape", "max_ape", "speedup_mape", "top1", "spearman")} | {
+        "skipped": len(m["skipped"])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-loso", action="store_true")
+    ap.add_argument("--nfev", type=int, default=60, help="function evaluations of the full fit")
+    ap.add_argument("--loso-nfev", type=int, default=20, help="per leave-one-source-out refit")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    rows = read_rows(DATA)
+    oom_rows = read_rows(OOM, oom=True)
+    t0 = time.time()
+    prior = metrics(evaluate(rows, Profile()))
+    fit = calibrate.fit(rows, max_nfev=args.nfev)
+    fitted_profile = Profile(calibration=fit.calibration, name="calibrated")
+    fitted = metrics(evaluate(rows, fitted_profile))
+    oom = oom_metrics(evaluate(oom_rows, fitted_profile))
+    fit_s = time.time() - t0
+    result = {"prior": summary(prior), "fitted": summary(fitted), "free_parameters": len(fit.names),
+              "oom": {"cases": oom["rows"], "predicted_oom": oom["predicted_oom"]},
+              "successful_runs_predicted_oom": fitted["predicted_oom"], "fit_seconds": round(fit_s, 1)}
+    if not args.no_loso:
+        t1 = time.time()
+        sources = sorted({r["source"] for r in rows})
+        jobs = [(s, rows, fit.values, args.loso_nfev) for s in sources]
+        with ProcessPoolExecutor(args.workers) as pool:
+            held = [r for part in pool.map(_fold, jobs) for r in part]
+        loso = metrics(held)
+        result["loso"] = summary(loso) | {"per_source": [{k: s[k] for k in ("source", "rows", "mape")}
+                                                          for s in loso["per_source"]]}
+        result["loso_seconds"] = round(time.time() - t1, 1)
+    calibrate.save(fit, DATA, CALIBRATED_FILE, extra={"benchmark": {k: v for k, v in result.items()
+                                                                     if k in ("prior", "fitted", "loso")}})
+    print(json.dumps(result, indent=1))
+    write_benchmarks(result, fit)
+    return 0
+
+
+def write_benchmarks(r: dict, fit) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "uncommitted"
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
+    num = lambda x: "n/a" if x is None else f"{x:.2f}"
+    lines = [f"## Prediction accuracy on published runs ({datetime.date.today()}, commit {commit})", "",
+             f"`python bench/accuracy.py` on bench/data/calibration.csv ({r['fitted']['rows']} rows, "
+             f"{r['fitted']['evaluated']} evaluated, {r['fitted']['skipped']} skipped with reasons by "
+             f"`cli.py validate`). {r['free_parameters']} free parameters "
+             f"(planner/calibrate.py), fitted in {r['fit_seconds']} s.", "",
+             "| parameters | MAPE | speed-up MAPE | top-1 | Spearman | max APE |", "|---|---|---|---|---|---|"]
+    for key, label in (("prior", "prior (datasheets + assumed efficiencies)"), ("fitted", "fitted on all rows"),
+                       ("loso", "leave one source out")):
+        if key in r:
+            m = r[key]
+            lines.append(f"| {label} | {pct(m['mape'])} | {pct(m['speedup_mape'])} | {num(m['top1'])} | "
+                         f"{num(m['spearman'])} | {pct(m['max_ape'])} |")
+    lines += ["", "Targets: fitted MAPE <= 12%, speed-up MAPE <= 10%, top-1 >= 0.8; leave-one-source-out "
+              "MAPE <= 20%.", "",
+              f"Out-of-memory check (bench/data/oom.csv): {r['oom']['predicted_oom']} of {r['oom']['cases']} "
+              f"published OOM cases predicted not to fit; published successful runs predicted OOM: "
+              f"{len(r['successful_runs_predicted_oom'])}.", ""]
+    if "loso" in r:
+        lines += ["Leave-one-source-out MAPE per source:", ""]
+        lines += [f"- {s['source']}: {pct(s['mape'])} ({s['rows']} rows)" for s in r["loso"]["per_source"]]
+        lines.append("")
+    lines += ["Fitted parameters: " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(fit.values.items())), ""]
+    _replace_section(ROOT / "BENCHMARKS.md", "## Prediction accuracy on published runs", "\n".join(lines))
+
+
+def _replace_section(path: Path, heading: str, body: str) -> None:
+    """Replace the section starting with `heading` (up to the next '## ') or append it."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + body + "\n"
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + body + ("\n" + text[end + 1:] if end >= 0 else "\n")
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
