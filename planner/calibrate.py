@@ -5,8 +5,9 @@ Parameters, each shared by every row it applies to (never one per row or per sou
   kernels per GPU family (ampere-dc, ampere-ws, ada, turing, ...), as a factor on the
   prior curve of hw_profiles/gpus;
 - launch/eager, launch/compiled: the per-kernel launch floor, eager and with
-  torch.compile / CUDA graphs; compiled_mem: the share of memory-bound time left after
-  kernel fusion;
+  torch.compile / CUDA graphs; step/eager, step/compiled: the fixed cost of a denoising
+  step outside the network (pipeline loop, scheduler); compiled_mem: the share of
+  memory-bound time left after kernel fusion;
 - link/<id>: the fraction of a link's bandwidth that collectives reach, per link type,
   and link/<id>/all_to_all for all-to-all where the data has it;
 - overlap: how well asynchronous communication hides under compute.
@@ -36,6 +37,7 @@ A2A_KEYS = ("ulysses", "dsp")
 OVERLAP_KEYS = ("distrifusion", "ring", "pipefusion")
 # (lower, upper) bounds of log(parameter / prior)
 BOUNDS = {"eff": (math.log(0.15), math.log(2.0)), "launch": (math.log(0.1), math.log(10.0)),
+          "step": (math.log(0.1), math.log(300.0)),
           "compiled_mem": (math.log(0.3), 0.0), "link": (math.log(0.05), math.log(3.0)),
           "overlap": (math.log(0.3), 0.0)}
 
@@ -75,6 +77,7 @@ def active_parameters(rows: list[dict]) -> list[str]:
         fam = cluster.gpus[0].family
         names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if _flops_share(model, c) >= MIN_SHARE)
         names.add("launch/compiled" if sc.compiled else "launch/eager")
+        names.add("step/compiled" if sc.compiled else "step/eager")
         if sc.compiled:
             names.add("compiled_mem")
         if cluster.n > 1 and not plan.is_serial:
@@ -104,6 +107,10 @@ def calibration_from(values: dict[str, float], base: Calibration | None = None) 
             kw["launch_eager_s"] = _prior().launch_eager_s * v
         elif name == "launch/compiled":
             kw["launch_compiled_s"] = _prior().launch_compiled_s * v
+        elif name == "step/eager":
+            kw["step_eager_s"] = _prior().step_eager_s * v
+        elif name == "step/compiled":
+            kw["step_compiled_s"] = _prior().step_compiled_s * v
         elif name == "compiled_mem":
             kw["compiled_mem_factor"] = v
         elif parts[0] == "link":

@@ -185,6 +185,10 @@ class Calibration:
     curves: tuple[tuple[tuple[str, str], EfficiencyCurve], ...] = ()   # ((family, class), curve)
     launch_eager_s: float = 10e-6       # per-kernel CPU launch floor, eager PyTorch
     launch_compiled_s: float = 3e-6     # with torch.compile / CUDA graphs
+    # Fixed cost of one denoising step outside the network's kernels: the pipeline's Python
+    # loop, guidance combine and scheduler update (ASSUMED prior ~ ten kernel launches).
+    step_eager_s: float = 100e-6
+    step_compiled_s: float = 30e-6
     compiled_mem_factor: float = 0.7    # memory-bound time left after kernel fusion
     coll_eff: tuple[tuple[str, float], ...] = ()   # (link id, bandwidth efficiency)
     overlap_eff: float = 0.85           # DistriFusion: 1.48/1.77 s at 1024^2 .. 21.3/22.9 at 3840^2
@@ -209,6 +213,8 @@ class Calibration:
             "curves": {f"{f}/{c}": cv.to_json() for (f, c), cv in self.curves},
             "launch_eager_us": round(self.launch_eager_s * 1e6, 4),
             "launch_compiled_us": round(self.launch_compiled_s * 1e6, 4),
+            "step_eager_us": round(self.step_eager_s * 1e6, 3),
+            "step_compiled_us": round(self.step_compiled_s * 1e6, 3),
             "compiled_mem_factor": round(self.compiled_mem_factor, 5),
             "coll_eff": {k: round(v, 5) for k, v in self.coll_eff},
             "overlap_eff": round(self.overlap_eff, 5),
@@ -226,6 +232,8 @@ class Calibration:
             curves=tuple(curves),
             launch_eager_s=float(d.get("launch_eager_us", 10.0)) * 1e-6,
             launch_compiled_s=float(d.get("launch_compiled_us", 3.0)) * 1e-6,
+            step_eager_s=float(d.get("step_eager_us", 100.0)) * 1e-6,
+            step_compiled_s=float(d.get("step_compiled_us", 30.0)) * 1e-6,
             compiled_mem_factor=float(d.get("compiled_mem_factor", 0.7)),
             coll_eff=tuple((k, float(v)) for k, v in d.get("coll_eff", {}).items()),
             overlap_eff=float(d.get("overlap_eff", 0.85)),

@@ -71,8 +71,12 @@ def dimension_sizes(plan: Plan) -> dict[str, int]:
 
 
 def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
+    """The plan's dimensions in `order` (inner -> outer); a key's first place in `order`
+    counts, and dimensions `order` does not name go outermost in xDiT's order."""
     sizes = dimension_sizes(plan)
-    rank = {k: i for i, k in enumerate(order)}
+    rank: dict[str, int] = {}
+    for i, k in enumerate(tuple(order) + XDIT_ORDER):
+        rank.setdefault(k, i)
     dims = sorted(sizes, key=lambda k: rank.get(k, len(order)))
     return Layout(tuple((k, sizes[k]) for k in dims))
 

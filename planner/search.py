@@ -13,6 +13,12 @@ The recommendation is the fastest plan that fits, is not a baseline, and runs at
 `approx_budget` steps with an approximate ("approx"-fidelity) strategy: the user's
 quality knob (--approx-steps; default 5, Hybridiff's default window, which its paper
 reports as visually lossless). --exact-only keeps only exact plans.
+
+Integer programs (planner/ilp, docs/ilp.md) refine the ranking: the top few plans are
+re-placed on the topology (layout order chosen instead of xDiT's fixed one), and a
+switching schedule over the best plans of each family is added when it is faster than
+every single plan (e.g. `cfg=2 | 11-15: hybridiff=2 k=5`). Pipeline cuts (cost-balanced,
+memory caps, unequal GPUs) and unequal token splits happen inside predict().
 """
 from __future__ import annotations
 
@@ -40,6 +46,18 @@ class SearchResult:
     illegal: int                             # rejected by constraints
     seconds: float
     notes: list[str] = field(default_factory=list)
+    placements: list = field(default_factory=list)   # planner.ilp.placement.Placement of re-placed plans
+    schedule: object | None = None                   # planner.ilp.schedule_modes.ScheduleChoice, if any
+    ilp_seconds: float = 0.0                         # time spent in placement and schedule
+
+    def ilp_dict(self) -> dict:
+        """What the integer programs chose, for `plan --json` ("ilp")."""
+        rec = self.recommended.plan if self.recommended else None
+        mine = next((p for p in self.placements if p.plan == rec), None)
+        return {"placement": mine.to_dict() if mine else None,
+                "placements": [p.to_dict() for p in self.placements],
+                "schedule": self.schedule.to_dict() if self.schedule else None,
+                "seconds": round(self.ilp_seconds, 3)}
 
 
 def families(include_baselines: bool) -> list[tuple[str, ...]]:
@@ -97,10 +115,22 @@ def _variants(degrees: dict[str, int]):
 
 
 DEFAULT_APPROX_STEPS = 5
+TIE = 1e-9               # relative: equal latencies (see planner/ilp/schedule_modes.TIE)
+# CBC's limit for the schedule program inside the search. It starts from the exact DP's
+# schedule, so stopping early only leaves the proof (the gap) open, never the answer.
+SCHEDULE_TIME_LIMIT = 0.3
+PLACE_TOP = 6            # most plans re-placed by the placement program (each costs a few predicts)
 
 
 def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, exact_only: bool = False,
-           include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS) -> SearchResult:
+           include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS,
+           schedules: bool = True, placement: str = "search", approx_window: tuple[int, int] | None = None,
+           place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT) -> SearchResult:
+    """placement: "search" (re-place the top plans) or "xdit" (xDiT's fixed order);
+    schedules: propose a switching schedule; approx_window: steps where approximate
+    strategies may run in a schedule (default planner/ilp/schedule_modes.default_window)."""
+    if placement not in ("search", "xdit"):
+        raise ValueError(f"placement {placement!r}: accepted: search, xdit")
     t0 = time.perf_counter()
     preds, considered, illegal = [], 0, 0
     for plan in candidates(model, sc, cluster.n, include_baselines):
@@ -113,9 +143,83 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
             continue
         preds.append(p)
     preds.sort(key=lambda p: (not p.fits, p.latency_s))
+    t_ilp = time.perf_counter()
+    placements, choice = [], None
+    if placement == "search":
+        preds, placements = _place_top(preds, model, sc, cluster, profile, approx_budget, place_top)
+    if schedules and not exact_only and cluster.n > 1:
+        choice = _schedule(preds, model, sc, cluster, profile, approx_budget, approx_window,
+                           schedule_time_limit)
+        if choice is not None:
+            preds.append(choice.prediction)
+            preds.sort(key=_rank)
+    t_ilp = time.perf_counter() - t_ilp
     rec = next((p for p in preds if p.fits and _recommendable(p.plan) and p.approx_steps <= approx_budget), None)
     return SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal,
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, placements=placements, schedule=choice, ilp_seconds=t_ilp)
+
+
+def _eligible(p: Prediction, budget: int) -> bool:
+    return p.fits and _recommendable(p.plan) and p.approx_steps <= budget
+
+
+def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
+    """Re-place eligible plans with two or more dimensions (planner/ilp/placement.py);
+    their predictions are replaced by the placed ones (a note names the order and the gain).
+
+    Placement changes only communication on uniform GPUs, so latency minus exposed
+    communication and bubbles bounds what any order can reach: plans are taken in order
+    of that bound, the fastest plan first, and the scan stops when the bound passes the
+    best placed latency (or after `top` plans). On mixed GPUs the order also changes
+    compute (token splits, stage GPUs), so the `top` fastest plans are taken instead."""
+    from .ilp.placement import place
+    from .layout import dimension_sizes
+    from .plan import parse_plan
+    out, placements = list(preds), []
+    idx = [i for i, p in enumerate(preds) if _eligible(p, budget) and len(dimension_sizes(parse_plan(p.plan))) > 1]
+    if not idx:
+        return out, placements
+
+    def bound(i):
+        b = preds[i].breakdown
+        return preds[i].latency_s - b.comm - b.bubble
+    queue = idx[:1] + (sorted(idx[1:], key=bound) if cluster.uniform else idx[1:])
+    best = min(preds[i].latency_s for i in idx)
+    for i in queue[:top]:
+        if cluster.uniform and placements and bound(i) >= best:
+            break
+        pl = place(parse_plan(preds[i].plan), model, sc, cluster, profile, xdit_pred=preds[i])
+        placements.append(pl)
+        best = min(best, pl.latency_s)
+        if pl.order != pl.xdit_order:
+            p = pl.prediction
+            p.notes.append(f"layout (inner < outer): {' < '.join(pl.order)}; {pl.gain:.1%} faster than "
+                           f"xDiT's order {' < '.join(pl.xdit_order)} ({pl.xdit_latency_s:.4g} s)")
+            out[i] = p
+    out.sort(key=lambda p: (not p.fits, p.latency_s))
+    return out, placements
+
+
+def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
+    """The switching schedule, if it is faster than every eligible single plan."""
+    from .ilp.schedule_modes import best_schedule
+    best = next((p for p in preds if _eligible(p, budget)), None)
+    beat = best.latency_s - best.breakdown.text_encoders - best.breakdown.vae if best else None
+    choice = best_schedule(preds, model, sc, cluster, profile, budget, window, time_limit=time_limit,
+                           must_beat_s=beat)
+    if choice is None or not choice.prediction.fits:
+        return None
+    if best is not None and choice.prediction.latency_s > best.latency_s * (1 + TIE):
+        return None
+    gain = best.latency_s / choice.prediction.latency_s - 1 if best else 0.0
+    choice.prediction.notes.append(f"switching schedule (integer program): {gain:.2%} faster than the best "
+                                   f"single plan" + (f" {best.plan}" if best else ""))
+    return choice
+
+
+def _rank(p: Prediction):
+    """Fitting plans first, by latency; a schedule ranks before a single plan it ties with."""
+    return (not p.fits, p.latency_s * (1 - TIE if "|" in p.plan else 1))
 
 
 def _recommendable(plan_str: str) -> bool:

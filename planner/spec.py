@@ -213,8 +213,10 @@ class ModelSpec:
                              if o.kind is OpKind.ATTN and not o.text}))
 
     def latent_rows(self) -> int:
-        """Latent rows that sequence/patch strategies split (after patchify)."""
-        return self.latent_shape[2] // self.facts.patch
+        """Rows of patches that sequence/patch strategies split: the latent rows after
+        patchify, times the latent frames for video (the token sequence is frame-major, so
+        a video splits into whole rows of whole frames)."""
+        return self.latent_shape[1] * (self.latent_shape[2] // self.facts.patch)
 
     def latent_elems(self) -> int:
         c, f, h, w = self.latent_shape

@@ -32,6 +32,7 @@ def register(subparsers, common) -> None:
     p.add_argument("--gpu-id", default=None, help="hw_profiles/gpus id of the device, if its name is not recognised")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the profile document on stdout")
+    p.add_argument("--report", metavar="FILE.html", help="also write an HTML report of the curves and their fits")
     p.set_defaults(func=cmd_profile)
 
 
@@ -48,6 +49,9 @@ def cmd_profile(args) -> int:
         raise UsageError(f"--out {out}: the profile is JSON; give a file name ending in .json")
     if out.exists() and out.is_dir():
         raise UsageError(f"--out {out}: is a directory")
+    if args.report:     # refuse a bad report path before minutes of measuring, not after
+        from planner.report.html import check_out_path
+        check_out_path(args.report, (".html", ".htm"), "report")
     t0 = time.perf_counter()
     opts = ProfileOptions(device=args.device, dtype=args.dtype, threads=args.threads, nproc=args.nproc,
                           link=args.link, preset="quick" if args.quick else "full", gpu_id=args.gpu_id,
@@ -55,10 +59,15 @@ def cmd_profile(args) -> int:
     doc = profile_machine(opts)
     doc["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
     save_profile(doc, out)
+    if args.report:
+        from planner.report.profile import write_profile_report
+        write_profile_report(doc, args.report)
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
     print(summary(doc, out))
+    if args.report:
+        print(f"report: {args.report}")
     return 0
 
 

@@ -1,9 +1,12 @@
 """Compute time of a rank's share of the denoiser: roofline x measured efficiency.
 
-Each op's time is the larger of its compute time (FLOPs over the dtype's peak at the
+Each op's GPU time is the larger of its compute time (FLOPs over the dtype's peak at the
 efficiency its op class reaches at that size) and its memory time (bytes over memory
-bandwidth at the memory-bound efficiency), and never less than the per-kernel launch
-floor (eager PyTorch issues kernels from the CPU; torch.compile / CUDA graphs lower it).
+bandwidth at the memory-bound efficiency). The CPU issues kernels asynchronously, ahead
+of the GPU, so a block takes the larger of its ops' summed GPU time and their summed
+launch cost (eager PyTorch pays a per-op launch cost; torch.compile / CUDA graphs lower
+it): many small ops (patch micro-batches, small images) become launch-bound, big ones
+hide their launches.
 
 The model's ops are turned into numpy columns once (`op_table`), so evaluating a shard
 is a handful of vector operations: the search evaluates thousands of plans.
@@ -163,12 +166,17 @@ def op_times(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, dtype: 
         sel = t.kind == code
         if sel.any():
             compute[sel] = curve_time(profile.curve(gpu, cls), flops[sel], peak)
-    gpu_time = np.maximum(compute, mem)
-    return np.maximum(gpu_time, profile.launch_s(compiled))
+    return np.maximum(compute, mem)
 
 
 def per_block(t: OpTable, values: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, t.block_starts) if len(values) else values
+
+
+def block_times(t: OpTable, gpu_times: np.ndarray, launch_s: float) -> np.ndarray:
+    """Per block: summed GPU time, or the CPU's launches if they take longer."""
+    ops = np.diff(np.append(t.block_starts, len(gpu_times)))
+    return np.maximum(per_block(t, gpu_times), ops * launch_s)
 
 
 def stage_time(stage: Stage, batch: float, elem: int, dtype: str, gpu: GpuSpec,
@@ -177,7 +185,8 @@ def stage_time(stage: Stage, batch: float, elem: int, dtype: str, gpu: GpuSpec,
     if not stage.ops:
         return 0.0
     t = stage_table(stage)
-    return float(op_times(t, Shard(), 1, batch, elem, dtype, gpu, profile, compiled).sum())
+    gpu_time = op_times(t, Shard(), 1, batch, elem, dtype, gpu, profile, compiled)
+    return float(block_times(t, gpu_time, profile.launch_s(compiled)).sum())
 
 
 def activation_peak(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, sel=slice(None)) -> float:

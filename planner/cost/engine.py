@@ -9,6 +9,7 @@ the blocks in order, which `layerwise` schedules here.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,6 @@ from .comm import collective_time
 from ..layout import Layout
 from .timeline import COMM, COMPUTE, Timeline
 
-SCHEDULER_KERNELS = 10   # guidance combine + scheduler update: a few elementwise kernels per step
 
 
 def overlapped(compute_s, comm_s, eta: float):
@@ -97,18 +97,46 @@ class Engine:
         self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
         self._costs: dict = {}
+        self._comm: dict = {}       # comm_time memo (layout-dependent: copies with another layout reset it)
+        # Hook (planner/ilp/hetero.py): on mixed GPUs a layer-wise sequence/patch split gives
+        # each rank rows in proportion to its speed instead of running all at the slowest pace.
+        self.split = None
+        if not cluster.uniform:
+            from ..ilp.hetero import token_split
+            self.split = token_split(self)
+
+    def for_gpu(self, gpu: GpuSpec) -> "Engine":
+        """This engine with every rank on `gpu` (hook for planner/ilp/hetero.stage_engines:
+        a pipeline stage's costs on its own GPU). Shares nothing mutable with self."""
+        e = copy.copy(self)
+        e.gpu, e.split, e._costs = gpu, None, {}
+        return e
 
     # ---------------------------------------------------------------- communication
     def comm_time(self, c: Comm) -> float:
-        groups = self.layout.groups(c.dim)
-        if c.kind == "p2p":   # within a group: every rank sends to its ring neighbour at once
-            pairs = [(g[i], g[(i + 1) % len(g)]) for g in groups if len(g) > 1 for i in range(len(g))]
-            return c.count * self.p2p_time(pairs, c.nbytes)
-        return c.count * collective_time(self.cluster, c.kind, groups, c.nbytes, self.profile)
+        # Hook (speed, planner/ilp bench): memoised per (kind, dim, bytes). The same block
+        # type repeats its collectives in every block, and on 1,024 GPUs building and
+        # hashing the rank groups of each call dominated the search.
+        key = (c.kind, c.dim, c.nbytes)
+        t = self._comm.get(key)
+        if t is None:
+            groups = self.layout.groups(c.dim)
+            if c.kind == "p2p":   # within a group: every rank sends to its ring neighbour at once
+                pairs = [(g[i], g[(i + 1) % len(g)]) for g in groups if len(g) > 1 for i in range(len(g))]
+                t = self.p2p_time(pairs, c.nbytes)
+            else:
+                t = collective_time(self.cluster, c.kind, groups, c.nbytes, self.profile)
+            self._comm[key] = t
+        return c.count * t
 
     def collective(self, kind: str, dim: str, nbytes: float) -> float:
         """One collective over every group of dimension `dim` at once."""
-        return collective_time(self.cluster, kind, self.layout.groups(dim), nbytes, self.profile)
+        key = ("collective", kind, dim, nbytes)   # memoised as comm_time
+        t = self._comm.get(key)
+        if t is None:
+            t = self._comm[key] = collective_time(self.cluster, kind, self.layout.groups(dim), nbytes,
+                                                  self.profile)
+        return t
 
     def p2p_time(self, pairs, nbytes: float) -> float:
         """Point-to-point sends over explicit (src, dst) pairs, all at once."""
@@ -128,7 +156,9 @@ class Engine:
         return sum(self.comm_time(c) for c in cs), sum(c.nbytes * c.count for c in cs)
 
     def step_overhead(self) -> float:
-        return SCHEDULER_KERNELS * self.profile.launch_s(self.sc.compiled)
+        """Per denoising step, outside the network (Calibration.step_*)."""
+        c = self.profile.calibration
+        return c.step_compiled_s if self.sc.compiled else c.step_eager_s
 
     # ---------------------------------------------------------------- per-block costs
     def block_costs(self, shard: Shard | None = None, batch: float | None = None,
@@ -145,8 +175,10 @@ class Engine:
         t = self.table
         times = compute.op_times(t, local.shard, local.tp, local.batch, local.elem, self.sc.dtype,
                                  self.gpu, self.profile, self.sc.compiled)
-        comp = compute.per_block(t, times)
+        comp = compute.block_times(t, times, self.profile.launch_s(self.sc.compiled))
         attn = compute.per_block(t, np.where(t.self_attn, times, 0.0))
+        if self.split is not None:   # hook: unequal token shares on mixed GPUs (planner/ilp/hetero.py)
+            comp, attn = self.split.block_compute(self, local)
         n = len(self.model.blocks)
         blocking, ring, async_c, sent = (np.zeros(n) for _ in range(4))
         strategies = [(k, d) for k, d in self.plan.degrees if keys is None or k in keys]

@@ -3,8 +3,9 @@
 PipeFusion (xDiT) and AsyncDiff implementations cut by block count; blocks differ a lot
 in cost (U-Net levels, Flux's double vs single blocks), so equal counts leave the
 slowest stage far above the mean. Minimising the slowest stage over contiguous cuts is
-solved exactly here by dynamic programming (O(parts x blocks^2)); planner/ilp/partition.py
-adds memory caps and unequal GPUs as an integer program.
+solved exactly here by dynamic programming (O(parts x blocks^2)), also with per-stage
+cost rows (unequal GPUs) and per-stage memory caps; planner/ilp/partition.py states the
+same choice as an integer program and decides which of the two runs.
 """
 from __future__ import annotations
 
@@ -13,30 +14,61 @@ import numpy as np
 
 def balanced_cuts(costs, parts: int, speeds=None) -> list[slice]:
     """Cut `costs` (per block, seconds on a reference GPU) into `parts` contiguous
-    non-empty slices minimising the slowest part; speeds[i] scales part i's time."""
+    non-empty slices minimising the slowest part; speeds[i] scales part i's time.
+    costs may also be a (parts x blocks) matrix: row p is each block's time on part p's
+    GPU (unequal GPUs whose speed ratio differs by op type); the DP stays exact."""
+    return capped_cuts(costs, parts, speeds)[1]
+
+
+def capped_cuts(costs, parts: int, speeds=None, mem=None, caps=None):
+    """(slowest part, cuts) as balanced_cuts, with memory caps: for every resource r,
+    sum of mem[r][blocks of part p] <= caps[r][p]. The objective is a max over parts and
+    the caps are per part, so masking the parts that break a cap keeps the DP exact.
+    Returns (inf, None) when no cut meets the caps."""
     c = np.asarray(costs, dtype=float)
-    n = len(c)
+    rows = c if c.ndim == 2 else c[None, :]
+    n = rows.shape[1]
     if not 1 <= parts <= n:
         raise ValueError(f"cannot cut {n} blocks into {parts} stages")
+    if c.ndim == 2 and rows.shape[0] != parts:
+        raise ValueError(f"cost matrix has {rows.shape[0]} rows for {parts} stages")
     speeds = np.ones(parts) if speeds is None else np.asarray(speeds, dtype=float)
-    prefix = np.concatenate([[0.0], np.cumsum(c)])
+    prefixes = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows, axis=1)], axis=1)
+    if mem is not None:
+        m = np.atleast_2d(np.asarray(mem, dtype=float))
+        k = np.atleast_2d(np.asarray(caps, dtype=float))
+        mem_prefix = np.concatenate([np.zeros((m.shape[0], 1)), np.cumsum(m, axis=1)], axis=1)
     inf = float("inf")
-    # best[p][j]: slowest part when the first j blocks form p parts
+    # best[p][j]: slowest part when the first j blocks form p parts; one matrix per p
+    # over all (i, j) with the last part = blocks i..j-1 (vectorised: the search calls
+    # this for every pipeline plan)
     best = np.full((parts + 1, n + 1), inf)
     arg = np.zeros((parts + 1, n + 1), dtype=int)
     best[0][0] = 0.0
+    ii, jj = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    valid = ii < jj
+    over = None
+    if mem is not None:
+        span = mem_prefix[:, None, :] - mem_prefix[:, :, None]          # [r, i, j]
     for p in range(1, parts + 1):
-        for j in range(p, n - (parts - p) + 1):
-            i = np.arange(p - 1, j)
-            cand = np.maximum(best[p - 1][i], (prefix[j] - prefix[i]) / speeds[p - 1])
-            k = int(np.argmin(cand))
-            best[p][j], arg[p][j] = cand[k], i[k]
+        prefix = prefixes[p - 1] if c.ndim == 2 else prefixes[0]
+        part = (prefix[None, :] - prefix[:, None]) / speeds[p - 1]     # [i, j]
+        cand = np.maximum(best[p - 1][:, None], part)
+        mask = valid
+        if mem is not None:
+            mask = mask & ~(span > k[:, p - 1][:, None, None] * (1 + 1e-12)).any(axis=0)
+        cand = np.where(mask, cand, inf)
+        q = np.argmin(cand, axis=0)
+        best[p] = cand[q, np.arange(n + 1)]
+        arg[p] = q
+    if not np.isfinite(best[parts][n]):
+        return inf, None
     cuts, j = [], n
     for p in range(parts, 0, -1):
         i = arg[p][j]
         cuts.append(slice(int(i), int(j)))
         j = i
-    return cuts[::-1]
+    return float(best[parts][n]), cuts[::-1]
 
 
 def count_cuts(n: int, parts: int) -> list[slice]:

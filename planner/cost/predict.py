@@ -82,28 +82,62 @@ def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Pr
     return hit[2]
 
 
-def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Prediction:
-    """Each segment's plan for its steps, the base plan for the rest, plus switches."""
+# Plan keys that leave each rank with a slice of the latent between steps.
+LATENT_SPLIT_KEYS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
+
+
+def reshard_s(eng: Engine) -> float:
+    """Seconds to leave `eng`'s plan between two steps so that another plan can take
+    over: the next plan needs the whole latent on every rank (it slices its own share
+    locally, for free). Sequence and patch splits keep their latent slices until the end
+    of the loop (xDiT gathers once, after the last step), so they all-gather them; a
+    PipeFusion pipeline's last stage holds the updated latent and broadcasts it to the
+    other stages; CFG, data, tensor, AsyncDiff and step-parallel plans already hold it
+    whole on every rank. Stale K/V and activations are not moved: a strategy switched in
+    rebuilds them in its own synchronous warm-up steps, which its run already pays.
+    Used by _predict_schedule and by planner/ilp/schedule_modes.py, so that the schedule
+    integer program and predict() cost a switch the same way."""
+    latent = eng.model.latent_elems() * eng.sc.batch / eng.plan.degree("dp") * eng.sc.elem_bytes
+    t = sum(eng.collective("all_gather", k, latent) for k in LATENT_SPLIT_KEYS if eng.plan.degree(k) > 1)
+    if eng.plan.degree("pipefusion") > 1:
+        t += eng.collective("broadcast", "pipefusion", latent)
+    return t
+
+
+def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
+    """(plan, steps) of each run of a schedule plan, in order; neighbouring runs of the
+    same plan are one run (no switch between them, one warm-up)."""
     runs: list[tuple[Plan, int]] = []
     step = 1
+
+    def add(p: Plan, n: int):
+        if runs and runs[-1][0] == p:
+            runs[-1] = (p, runs[-1][1] + n)
+        elif n > 0:
+            runs.append((p, n))
     for seg in plan.schedule:
-        if seg.first > step:
-            runs.append((plan.base(), seg.first - step))
-        runs.append((seg.plan, seg.last - seg.first + 1))
+        add(plan.base(), seg.first - step)
+        add(seg.plan, seg.last - seg.first + 1)
         step = seg.last + 1
-    if step <= sc.steps:
-        runs.append((plan.base(), sc.steps - step + 1))
+    add(plan.base(), steps - step + 1)
+    return runs
+
+
+def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Prediction:
+    """Each run's plan for its steps (its warm-up included: a stale-activation strategy
+    switched in must warm up again), plus re-sharding the latents at every switch.
+    A run is costed as that plan's own denoising loop over the run's steps, so a run's
+    pipeline fill and drain are inside it. `layout` orders the dimensions of every run
+    (dimensions a run does not have are skipped)."""
+    order = tuple(layout.order) if layout is not None else ()   # layout_for fills in xDiT's order
+    runs = schedule_runs(plan, sc.steps)
     parts = []
     for p, n in runs:
         one = dataclasses.replace(sc, steps=n)
-        eng = Engine(model, one, cluster, profile, p, layout_for(p))
+        eng = Engine(model, one, cluster, profile, p, layout_for(p, order))
         parts.append((eng, schedule(eng, False)))
-    # switching re-shards the latents (and nothing else: stale buffers restart with their
-    # strategy's warm-up, which its own segment already pays)
-    switches = len(runs) - 1
-    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout or layout_for(plan.base()))
-    latent = model.latent_elems() * sc.branches * sc.elem_bytes
-    switch_s = switches * base_eng.p2p_time([(0, cluster.n - 1)], latent)
+    switch_s = sum(reshard_s(e) for e, _ in parts[:-1])
+    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order))
     total = sum(d.total for _, d in parts) + switch_s
     den = Denoise(total=total, steady_step=total / sc.steps,
                   compute=sum(d.compute for _, d in parts), comm=sum(d.comm for _, d in parts) + switch_s,
@@ -115,6 +149,5 @@ def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Pred
     mem = max(mems, key=lambda m: m.total())
     pred = _prediction(plan, base_eng, den, text_s, vae_s, mem, detail)
     if detail:
-        pred.timeline = schedule(Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base())),
-                                 True).timeline
+        pred.timeline = schedule(base_eng, True).timeline
     return pred

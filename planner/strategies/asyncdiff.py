@@ -37,15 +37,19 @@ class AsyncDiff(Strategy):
 
     def schedule(self, d, eng, detail):
         from ..cost.engine import Denoise
-        from ..cost.partition import balanced_cuts
         from ..cost.timeline import COMM, COMPUTE, Timeline
 
         sc, local = eng.sc, eng.local
         stride = int(eng.plan.get("stride", 1))
         warm = min(self.warmup(eng.plan), sc.steps)
         costs = eng.block_costs()
-        cuts = balanced_cuts(costs.compute, d)
-        comp_t = [costs.pass_time(c) for c in cuts]
+        # Hook (planner/ilp): component i runs on its own GPU (mixed clusters); the cuts
+        # balance the components' times (DP, or the integer program where GPUs differ).
+        from ..ilp.hetero import stage_engines
+        from ..ilp.partition import pipeline_cuts
+        parts = [e.block_costs() for e in stage_engines(eng, self.key)[:d]]
+        cuts = pipeline_cuts(eng, [p.compute for p in parts], self.key).cuts
+        comp_t = [parts[i].pass_time(c) for i, c in enumerate(cuts)]
         serial_t = costs.pass_time()
         other = eng.step_overhead()
         gather_s, gather_b = eng.after_step()

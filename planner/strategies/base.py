@@ -72,9 +72,9 @@ class Strategy:
     key: str = "serial"
     exact: bool = True
     # How far the output can drift from one GPU's: "exact"; "near" (stale activations
-    # refreshed every step, or a tolerance-bounded fixed point: PipeFusion, DistriFusion,
-    # ParaDiGMS); "approx" (whole network evaluations reused or skipped: AsyncDiff,
-    # ParaStep, Hybridiff's window, naive patches). Steps run by "approx" strategies count
+    # refreshed every step: PipeFusion, DistriFusion); "approx" (whole network evaluations
+    # reused, skipped or iterated to a tolerance: AsyncDiff, ParaStep, Hybridiff's window,
+    # ParaDiGMS, naive patches). Steps run by "approx" strategies count
     # against the user's --approx-steps budget.
     fidelity: str = "exact"
     recommend: bool = True             # baselines are evaluated on request only

@@ -19,7 +19,7 @@ def rows_divisible(plan, model) -> list[str]:
     n = sequence_degree(plan)
     rows = model.latent_rows()
     if rows % n:
-        return [f"the latent has {rows} rows (after patchify), not divisible into {n} slices "
+        return [f"the latent has {rows} rows of patches, not divisible into {n} slices "
                 f"({plan}); change the height or the degrees"]
     return []
 

@@ -47,19 +47,24 @@ class PipeFusion(Strategy):
     # ---- schedule: the pipeline over stages x patches, simulated on the timeline
     def schedule(self, d, eng, detail):
         from ..cost.engine import Denoise
-        from ..cost.partition import balanced_cuts
         from ..cost.timeline import COMM, COMPUTE, Timeline
 
         sc, plan, local = eng.sc, eng.plan, eng.local
         m = self.patches(d, plan)
         warm = min(self.warmup(plan), sc.steps)
-        micro = eng.block_costs()                                 # one patch
-        whole = eng.block_costs(shard=Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
-                                            local.shard.heads, local.shard.features, local.shard.groups))
-        per_block = micro.compute + micro.blocking + micro.attn_extra
-        cuts = balanced_cuts(per_block, d)
-        patch_t = [micro.pass_time(c, eng.eta) for c in cuts]
-        warm_t = [whole.pass_time(c, eng.eta, sync=True) for c in cuts]
+        # Hook (planner/ilp): each stage's costs on its own GPU (one engine on uniform
+        # GPUs), and cuts by cost with per-stage memory caps (DP, or the integer program
+        # where a cap binds or the stages' GPUs differ).
+        from ..ilp.hetero import stage_engines
+        from ..ilp.partition import pipeline_cuts
+        engs = stage_engines(eng, self.key)
+        whole_shard = Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
+                            local.shard.heads, local.shard.features, local.shard.groups)
+        micros = [e.block_costs() for e in engs]                  # one patch
+        wholes = [e.block_costs(shard=whole_shard) for e in engs]
+        cuts = pipeline_cuts(eng, [u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
+        patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
+        warm_t = [wholes[s].pass_time(c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
         # point-to-point hops between neighbouring stages, all pipelines at once
         ranks = eng.layout.groups("pipefusion")
@@ -107,7 +112,7 @@ class PipeFusion(Strategy):
         steady = ends[-1] - ends[-2] if simulated >= 2 else (ends[-1] - t if simulated else 0.0)
         total = tl.makespan + (sc.steps - warm - simulated) * steady
 
-        stage_compute = [float(micro.compute[c].sum()) for c in cuts]
+        stage_compute = [float(micros[s].compute[c].sum()) for s, c in enumerate(cuts)]
         slowest = max(range(d), key=lambda s: patch_t[s])
         compute_s = m * stage_compute[slowest] * sc.steps
         comm_s = m * (patch_t[slowest] - stage_compute[slowest]) * sc.steps

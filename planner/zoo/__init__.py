@@ -17,6 +17,7 @@ import numbers
 from planner.spec import ModelFacts, ModelSpec
 from planner.zoo.facts import FACTS
 from planner.zoo.layers import Grid
+from planner.zoo.reference import REFERENCE_FACTS   # executor reference models, not in models.csv
 
 __all__ = ["ZooError", "model_ids", "facts", "build"]
 
@@ -34,7 +35,7 @@ def model_ids() -> tuple[str, ...]:
 
 def facts(model_id: str) -> ModelFacts:
     try:
-        return FACTS[model_id]
+        return FACTS[model_id] if model_id in FACTS else REFERENCE_FACTS[model_id]
     except (KeyError, TypeError):
         raise ZooError(f"unknown model id {model_id!r}; known ids: {', '.join(model_ids())}") from None
 

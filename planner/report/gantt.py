@@ -1,0 +1,76 @@
+"""The simulated timeline (planner/cost/timeline.py) as JSON and as a Gantt chart.
+
+The chart shows, per timeline row (a rank, or a group of ranks doing the same work),
+its compute lane, its communication lane, and the compute lane's idle gaps: the idle
+time is what pipeline bubbles and exposed communication cost, so it is drawn, not
+left as white space that a reader might take for a missing task.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+COLOURS = {"compute": "#636efa", "comm": "#ef553b", "idle": "#d5d9de"}
+
+
+def timeline_to_dict(tl) -> dict:
+    """JSON form of a Timeline; times in seconds, rounded to the nanosecond."""
+    steps = sorted({t.step for t in tl.tasks})
+    return {"rows": [tl.label(r) for r in range(tl.ranks)],
+            "makespan_s": round(tl.makespan, 9),
+            "step_ends_s": [round(tl.step_end(s), 9) for s in steps],
+            "tasks": [{"row": t.rank, "lane": t.lane, "start": round(t.start, 9), "end": round(t.end, 9),
+                       "label": t.label, "step": t.step} for t in tl.tasks]}
+
+
+def idle_gaps(tasks: list[dict], row: int, end: float, lane: str = "compute") -> list[tuple[float, float]]:
+    """Intervals of [0, end] where `row`'s lane runs nothing (tasks may touch or overlap)."""
+    spans = sorted((t["start"], t["end"]) for t in tasks if t["row"] == row and t["lane"] == lane)
+    gaps, cur = [], 0.0
+    for s, e in spans:
+        if s > cur + 1e-12:
+            gaps.append((cur, s))
+        cur = max(cur, e)
+    if end > cur + 1e-12:
+        gaps.append((cur, end))
+    return gaps
+
+
+def gantt_figure(tl: dict, title: str) -> go.Figure:
+    rows = tl["rows"]
+    tasks = tl["tasks"]
+    end = tl.get("makespan_s") or max((t["end"] for t in tasks), default=0.0)
+    unit, k = ("ms", 1e3) if end < 10 else ("s", 1.0)     # video models' steps take seconds
+    # two lines per row, compute above communication; categories are unique strings
+    cat = {(r, lane): f"{rows[r]} · {lane}" for r in range(len(rows)) for lane in ("compute", "comm")}
+    order = [cat[(r, lane)] for r in range(len(rows)) for lane in ("compute", "comm")]
+    fig = go.Figure()
+    for lane in ("compute", "comm", "idle"):
+        if lane == "idle":
+            items = [{"row": r, "start": s, "end": e, "label": "idle", "step": None}
+                     for r in range(len(rows)) for s, e in idle_gaps(tasks, r, end)]
+            ys = [cat[(t["row"], "compute")] for t in items]
+        else:
+            items = [t for t in tasks if t["lane"] == lane]
+            ys = [cat[(t["row"], lane)] for t in items]
+        if not items:
+            continue
+        fig.add_trace(go.Bar(
+            name={"comm": "communication"}.get(lane, lane), orientation="h", y=ys,
+            base=[t["start"] * k for t in items], x=[(t["end"] - t["start"]) * k for t in items],
+            marker=dict(color=COLOURS[lane], line=dict(width=0.5, color="#ffffff")),
+            customdata=[[t["label"], "" if t["step"] is None else t["step"], rows[t["row"]],
+                         t["start"] * k, t["end"] * k] for t in items],
+            hovertemplate="<b>%{customdata[0]}</b> (%{customdata[2]})<br>step %{customdata[1]}<br>"
+                          f"%{{customdata[3]:.4g}} – %{{customdata[4]:.4g}} {unit}<br>%{{x:.4g}} {unit}"
+                          f"<extra>{lane}</extra>"))
+    for i, s in enumerate(tl.get("step_ends_s", [])):
+        fig.add_vline(x=s * k, line=dict(color="#7f7f7f", width=1, dash="dot"),
+                      annotation_text=f"step {i} ends", annotation_position="top",
+                      annotation_font=dict(size=10, color="#5b6570"))
+    fig.update_layout(
+        title=dict(text=title), barmode="overlay", bargap=0.25,
+        height=max(260, 120 + 26 * len(order)), hovermode="closest",
+        xaxis=dict(title=dict(text=f"time ({unit})"), range=[0, end * k * 1.01], zeroline=False),
+        yaxis=dict(categoryorder="array", categoryarray=order, autorange="reversed", automargin=True),
+        legend=dict(orientation="h", y=-0.18, x=0), margin=dict(l=10, r=20, t=60, b=60))
+    return fig
