@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from pathlib import Path
@@ -51,7 +52,8 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
     g.add_argument("--text-tokens", type=int, help="text tokens the denoiser attends to (default: the model's)")
     g.add_argument("--no-cfg", action="store_true", help="one guidance branch (guidance-distilled or cfg scale 1)")
-    g.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 (default bf16)")
+    g.add_argument("--dtype", default=None,
+                   help="bf16 | fp16 | fp32 (default bf16, or the dtype a --hw-profile was measured in)")
     g.add_argument("--scope", default="pipeline", help="pipeline (text encoders + denoise + VAE) | denoise")
     g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
     c = p.add_argument_group("cluster")
@@ -83,6 +85,7 @@ def build_inputs(args):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise UsageError(f"--{name.replace('_', '-')} {v}: must be >= 1")
+    args.dtype = args.dtype or "bf16"
     if args.dtype not in DTYPE_BYTES:
         raise UsageError(f"--dtype {args.dtype}: accepted: {', '.join(DTYPE_BYTES)}")
     if args.scope not in ("pipeline", "denoise"):
@@ -92,18 +95,27 @@ def build_inputs(args):
                   steps=args.steps or facts.default_steps, batch=args.batch,
                   cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
                   dtype=args.dtype, scope=args.scope, compiled=args.compiled)
-    model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
+    try:
+        model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
+    except zoo.ZooError:
+        raise
+    except ValueError as e:   # impossible sizes for this model: the message names the value
+        raise UsageError(str(e)) from None
     return model, sc, cluster
 
 
-def load_hw_profile(path: str | None):
+def load_hw_profile(path: str | None, args=None):
     """The measured profile given with --hw-profile, else the datasheet profile with the
-    committed calibration."""
+    committed calibration. A measured profile's efficiencies are relative to the dtype it
+    was measured in, so that dtype becomes the default --dtype."""
     from planner.hardware import default_profile
     if not path:
         return default_profile()
-    from planner.profile_io import load_profile
-    return load_profile(path)
+    from planner.profile_io import load_profile_doc
+    doc, profile = load_profile_doc(path)
+    if args is not None and getattr(args, "dtype", None) is None:
+        args.dtype = doc["device"]["dtype"]
+    return profile
 
 
 # ---------------------------------------------------------------- plan
@@ -116,34 +128,43 @@ def cmd_plan(args) -> int:
     from planner.plan import parse_plan
     from planner.search import search
     from planner.xdit import xdit_flags
+    import planner.ilp as ilp_cli
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be >= 1")
+    profile = load_hw_profile(args.hw_profile, args)
     model, sc, cluster = build_inputs(args)
-    profile = load_hw_profile(args.hw_profile)
     if args.plan:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
         if errs:
             raise UsageError(f"plan '{args.plan}': {errs[0]}")
-        rec = predict(plan, model, sc, cluster, profile)
+        rec, ilp = ilp_cli.evaluate_given(plan, model, sc, cluster, profile, args.placement)   # planner/ilp
         preds = [rec]
     else:
         if args.approx_steps < 0:
             raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
-        res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps)
-        preds, rec = res.ranked, res.recommended
+        res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
+                     **ilp_cli.search_options(args, sc.steps))
+        preds, rec, ilp = res.ranked, res.recommended, res.ilp_dict()
     elapsed = time.perf_counter() - t0
     out = {"scenario": sc.to_dict() | {"model_name": model.facts.name},
            "cluster": cluster.to_dict(), "profile": profile.name,
            "recommended": rec.to_dict() if rec else None,
            "plans": [p.to_dict() for p in preds[: args.top if not args.json else None]],
            "seconds": round(elapsed, 3)}
+    out["ilp"] = ilp | {"hetero": ilp_cli.hetero_details(rec.plan if rec else "", model, sc, cluster, profile,
+                                                         (ilp.get("placement") or {}).get("order"))}
     flags = problems = None
     if args.xdit and rec:
         from planner.plan import parse_plan as _pp
         flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
         out["xdit"] = {"flags": flags, "problems": problems}
+    written = []
+    if args.json or args.report or args.trace:
+        # adds timeline, layout and cluster_graph to the JSON; writes the report and trace
+        from planner.report.plan import plan_outputs
+        written = plan_outputs(args, out, preds, rec, model, sc, cluster, profile)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -158,13 +179,17 @@ def cmd_plan(args) -> int:
             print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
         else:
             print(f"\nrecommended: {rec.plan}  ->  {textout.fmt_s(rec.latency_s)}, {rec.speedup:.2f}x over one GPU, "
-                  f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {'exact' if rec.exact else 'approximate'}")
+                  f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {textout.fidelity_words(rec)}")
             for line in textout.why(rec, preds):
                 print(f"  - {line}")
+    for line in ilp_cli.summary_lines(out["ilp"]):
+        print(f"  {line}")
     if flags is not None:
         print("\nxDiT flags: " + " ".join(flags))
         for p in problems:
             print(f"  xDiT cannot run this plan as is: {p}")
+    for line in written:
+        print(line)
     return 0
 
 
@@ -210,7 +235,7 @@ def cmd_gpus(args) -> int:
 # ---------------------------------------------------------------- main
 # Commands that live beside the code they drive. Each module has
 # register(subparsers, common) where common gives add_scenario_args and build_inputs.
-COMMAND_MODULES: tuple[str, ...] = ("profiler.cli", "planner.validate_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("profiler.cli", "planner.validate_cli", "planner.report.cli", "executor.cli")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -227,6 +252,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
     p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
+    import planner.ilp
+    planner.ilp.add_plan_options(p)     # --no-schedule, --placement, --approx-window (planner/ilp)
+    p.add_argument("--report", metavar="FILE.html", help="write an interactive HTML report (opens offline)")
+    p.add_argument("--trace", metavar="FILE.json",
+                   help="write the recommended plan's simulated timeline as a Chrome trace (Perfetto)")
     p.set_defaults(func=cmd_plan)
     m = sub.add_parser("models", help="list the known models")
     m.add_argument("--json", action="store_true")
@@ -241,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = parser()
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):

@@ -32,6 +32,14 @@ def fidelity(p: Prediction) -> str:
     return f"~{p.approx_steps} steps" if p.approx_steps else "near"
 
 
+def fidelity_words(p: Prediction) -> str:
+    if p.exact:
+        return "exact (same output as one GPU)"
+    if p.approx_steps:
+        return f"approximate ({p.approx_steps} steps reuse earlier predictions)"
+    return "near-exact (stale activations, refreshed every step)"
+
+
 def table(preds: list[Prediction], top: int, recommended: Prediction | None = None) -> str:
     head = (f"{'#':>3}  {'plan':<34} {'latency':>9} {'speed-up':>8} {'GB/GPU':>7} {'fits':>4} {'output':>9}"
             f"   {'compute':>8} {'comm':>8} {'bubble':>8} {'text':>7} {'vae':>7}")
@@ -90,7 +98,7 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
 def detail(p: Prediction) -> str:
     b, m = p.breakdown, p.memory
     lines = [f"plan {p.plan}: {fmt_s(p.latency_s)} ({p.speedup:.2f}x over one GPU at {fmt_s(p.serial_latency_s)}),"
-             f" steady step {p.step_s * 1e3:.1f} ms, {'exact' if p.exact else 'approximate'}",
+             f" steady step {p.step_s * 1e3:.1f} ms, {fidelity_words(p)}",
              f"  time:   compute {fmt_s(b.compute)}, exposed comm {fmt_s(b.comm)}, warm-up/bubbles {fmt_s(b.bubble)},"
              f" text encoders {fmt_s(b.text_encoders)}, VAE {fmt_s(b.vae)}, overheads {fmt_s(b.other)}",
              f"  memory: {p.memory_bytes / GB:.1f} GB per GPU of {p.capacity_bytes / GB:.0f} GB"

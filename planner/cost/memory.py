@@ -8,7 +8,7 @@ VAE decode + runtime.
   the U-Net/U-ViT skip tensors alive at that point (inference frees the rest).
 - Buffers: what strategies keep between steps (stale K/V, in-flight all-gathers).
 - VAE decode runs after the loop, when activations and buffers are free again, so it
-  counts only if its own peak is higher.
+  counts only if its own peak is higher (and not at all when only the loop runs).
 - Runtime: CUDA context, cuBLAS/cuDNN workspaces and allocator slack, plus NCCL buffers
   for every process group the plan creates.
 """
@@ -50,6 +50,9 @@ def memory(eng, rank_blocks) -> MemoryBreakdown:
     vae = model.vae_decoder
     vae_act = compute.activation_peak(compute.stage_table(vae), compute.Shard(), 1, images, local.elem) \
         if vae.ops else 0.0
-    worst.vae = vae.params * local.elem + max(0.0, vae_act - worst.activations - worst.buffers)
+    # scope "denoise" (the loop alone, as DistriFusion-style harnesses time it with
+    # output_type="latent") never decodes, so only the VAE's weights are resident
+    decode = 0.0 if sc.scope == "denoise" else max(0.0, vae_act - worst.activations - worst.buffers)
+    worst.vae = vae.params * local.elem + decode
     worst.runtime = RUNTIME_BYTES + NCCL_BYTES_PER_GROUP * len(plan.degrees)
     return worst

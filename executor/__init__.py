@@ -1,0 +1,13 @@
+"""paradiff executor: runs a parallel plan for real with torch.distributed and measures it.
+
+    models/       reference denoisers in torch, built from planner/zoo/reference.py configs
+    sampler.py    the denoising loop (DDIM / Euler flow matching, classifier-free guidance);
+                  asks plan.plan_at(step) which strategy runs each step
+    context.py    how one rank's layers see the image (attention, conv halos, group norms)
+    strategies/   one module per plan key, the same names as planner/strategies/
+    comm.py       the collectives, with a count of the bytes each rank sends
+    runtime.py    process groups from planner.layout.layout_for(plan), one job on one rank
+    launch.py     starts the ranks (elastic launch or torchrun), collects their results
+    measure.py    Measurement: measured vs predicted latency, speed-up, memory, fidelity
+    cli.py        `python cli.py run`
+"""

@@ -1,0 +1,46 @@
+"""What the executor cannot run beyond planner/legality.py (torch-free, so the CLI can
+reject bad input before importing torch).
+
+The planner checks the latent rows against the sequence degree; the reference models add:
+- a video is split by whole frames, so the frames must divide by the slices;
+- the U-Net halves its rows at each level, so every row slice must stay whole through
+  the downsampling;
+- tensor parallelism splits the U-Net's GroupNorm after a column-parallel conv by whole
+  groups.
+"""
+from __future__ import annotations
+
+from planner.plan import Plan
+from planner.zoo.reference import PRESETS
+
+SEQ_DIMS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
+
+
+def slices(plan: Plan) -> int:
+    """Into how many slices one plan cuts the image at once (patches of a pipeline too)."""
+    n = 1
+    for k in SEQ_DIMS:
+        n *= plan.degree(k)
+    if plan.degree("pipefusion") > 1:
+        n *= int(plan.get("patches", plan.degree("pipefusion")))
+    return n
+
+
+def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
+    p = PRESETS[model]
+    errs = []
+    for seg in [plan.base()] + [s.plan for s in plan.schedule]:
+        n = slices(seg)
+        rows = height // 8 // p.patch
+        if p.arch == "video-dit" and frames % n:
+            errs.append(f"the video model is split by whole frames ('{seg}'); {frames} frames "
+                        f"do not divide into {n} slices")
+        if p.arch == "unet":
+            down = 2 ** (len(p.config.channels) - 1)
+            if rows % (n * down):
+                errs.append(f"each of the {n} row slices of the U-Net ('{seg}') must keep a whole number of "
+                            f"rows through {down}x downsampling; {rows} latent rows need a multiple of {n * down}")
+            if seg.degree("tp") > 1 and p.config.groups % seg.degree("tp"):
+                errs.append(f"tp={seg.degree('tp')} ('{seg}') must divide the U-Net's {p.config.groups} "
+                            f"GroupNorm groups (column-parallel convs split whole groups)")
+    return errs

@@ -1,0 +1,121 @@
+"""`python cli.py run` as a user meets it: the report, bad options, a failing rank, Ctrl-C,
+and torchrun. Each test starts real processes; leftovers are looked for in /proc by an
+environment marker that every process of the run inherits."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--model", "ref-dit-tiny", "--repeats", "1", "--warmup-runs", "0"]
+
+
+def _env(**extra) -> tuple[dict, str]:
+    marker = uuid.uuid4().hex
+    env = dict(os.environ, PARADIFF_TEST_MARKER=marker, **extra)
+    env.pop("PARADIFF_FAULT", None) if "PARADIFF_FAULT" not in extra else None
+    return env, marker
+
+
+def _marked(marker: str) -> list[int]:
+    """Live processes carrying the marker (zombies have no environment and do not count)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if f"PARADIFF_TEST_MARKER={marker}".encode() in (d / "environ").read_bytes():
+                pids.append(int(d.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _run(args, env, timeout=120):
+    return subprocess.run([sys.executable, "cli.py", "run", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_json_report_of_the_recommended_plan():
+    env, marker = _env()
+    r = _run(TINY + ["--json"], env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["recommended"] and out["nproc"] == 2 and out["plan"]
+    for path in ("measured.latency_s", "measured.speedup", "predicted.latency_s", "predicted.speedup",
+                 "error.latency", "error.speedup", "fidelity.max_rel_err", "fidelity.psnr"):
+        group, key = path.split(".")
+        assert key in out[group], path
+    assert out["measured"]["latency_s"] > 0 and out["predicted"]["speedup"] > 0
+    assert len(out["memory_peak_mb"]) == 2 and len(out["comm_bytes"]) == 2
+    assert not _marked(marker)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--nproc", "3", "--plan", "cfg=2"], "uses 2 GPUs"),
+    (["--plan", "cfg=2 foo=2"], "unknown plan key 'foo'"),
+    (["--backend", "nccl", "--plan", "cfg=2"], "nccl needs CUDA"),
+    (["--plan", "ulysses=3"], "must divide the attention head counts"),
+    (["--plan", "tp=2", "--model", "ref-unet-tiny", "--height", "20"], "multiple of 8"),
+    (["--plan", "ulysses=2", "--model", "ref-unet-tiny", "--height", "16"], "through 2x downsampling"),
+    (["--plan", "cfg=2", "--model", "sdxl"], "reference models only"),
+    (["--plan", "hybridiff=2 k=9"], "smaller than the 8 steps"),
+    (["--plan", "ulysses=2", "--model", "ref-video-tiny", "--frames", "3"], "whole frames"),
+    (["--repeats", "0"], "--repeats 0"),
+])
+def test_bad_options_get_one_line_and_exit_code_2(args, says):
+    env, _ = _env()
+    r = _run(TINY + args, env, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_a_failing_rank_ends_the_run_cleanly():
+    env, marker = _env(PARADIFF_FAULT="1:3")
+    t0 = time.monotonic()
+    r = _run(TINY + ["--plan", "ulysses=2"], env, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rank 1" in lines[0] and "injected fault at step 3" in lines[0], r.stderr
+    assert time.monotonic() - t0 < 30
+    assert not _marked(marker)
+
+
+def test_ctrl_c_stops_every_rank():
+    env, marker = _env()
+    p = subprocess.Popen([sys.executable, "cli.py", "run", "--model", "ref-dit-s", "--plan", "cfg=2",
+                          "--repeats", "5"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + 60
+    while len(_marked(marker)) < 3 and time.monotonic() < deadline:   # the launcher and its 2 ranks
+        time.sleep(0.2)
+    assert len(_marked(marker)) >= 3
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "interrupted" in err, err
+    deadline = time.monotonic() + 10
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _marked(marker)
+
+
+def test_runs_unchanged_under_torchrun():
+    env, marker = _env()
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "cli.py", "run", *TINY, "--plan", "cfg=2", "--json"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout[r.stdout.index("{"):])
+    assert out["torchrun"] and out["plan"] == "cfg=2" and out["nproc"] == 2
+    assert out["fidelity"]["max_rel_err"] < 1e-5
+    assert not _marked(marker)
