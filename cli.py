@@ -38,7 +38,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line on stderr (and exit code 2), not usage text."""
 
     def error(self, message):
-        self.exit(2, f"error: {message} (see `python cli.py {self.prog.split()[-1]} --help`)\n")
+        sub = self.prog.split()[-1]
+        where = "python cli.py" if sub == "cli.py" else f"python cli.py {sub}"
+        self.exit(2, f"error: {message} (see `{where} --help`)\n")
 
 
 # ---------------------------------------------------------------- shared options

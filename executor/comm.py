@@ -8,11 +8,14 @@ of planner/cost/comm.py:
     all_to_all       (n-1)/n x the tensor (the 1/n it keeps stays home)
     broadcast        the tensor, for every rank of the chain but the last (root first)
     send (p2p)       the tensor
-`Comm.sent` is the total; `Comm.by_kind` splits it by collective.
+`Comm.sent` is the total; `Comm.by_kind` splits it by collective; `Comm.seconds` is the
+wall time this rank spent inside blocking collectives (waiting included), by kind.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +54,7 @@ class Comm:
         self.sent = 0
         self.by_kind: Counter = Counter()
         self.calls: Counter = Counter()
+        self.seconds: Counter = Counter()
         self._shapes_sent: set = set()
         self._shapes_recv: dict = {}
 
@@ -64,6 +68,12 @@ class Comm:
         self.by_kind[kind] += int(nbytes)
         self.calls[kind] += 1
 
+    @contextmanager
+    def _timed(self, kind: str):
+        t0 = time.perf_counter()
+        yield
+        self.seconds[kind] += time.perf_counter() - t0
+
     @staticmethod
     def _bytes(t: torch.Tensor) -> int:
         return t.numel() * t.element_size()
@@ -71,9 +81,10 @@ class Comm:
     # ---------------------------------------------------------------- collectives
     def all_gather(self, t: torch.Tensor, g: Group) -> torch.Tensor:
         """[n, *t.shape]: every member's t, in group order."""
-        out, work = self.all_gather_async(t, g)
-        if work is not None:
-            work.wait()
+        with self._timed("all_gather"):
+            out, work = self.all_gather_async(t, g)
+            if work is not None:
+                work.wait()
         return out
 
     def all_gather_async(self, t: torch.Tensor, g: Group):
@@ -93,7 +104,8 @@ class Comm:
             return t
         t = t.contiguous()
         self._count("all_reduce", 2 * (g.size - 1) / g.size * self._bytes(t))
-        dist.all_reduce(t, group=g.pg)
+        with self._timed("all_reduce"):
+            dist.all_reduce(t, group=g.pg)
         return t
 
     def all_to_all(self, t: torch.Tensor, g: Group) -> torch.Tensor:
@@ -104,7 +116,8 @@ class Comm:
         t = t.contiguous()
         out = torch.empty_like(t)
         self._count("all_to_all", (g.size - 1) / g.size * self._bytes(t))
-        dist.all_to_all_single(out, t, group=g.pg)
+        with self._timed("all_to_all"):
+            dist.all_to_all_single(out, t, group=g.pg)
         return out
 
     def broadcast(self, t: torch.Tensor, src_index: int, g: Group) -> torch.Tensor:
@@ -114,7 +127,8 @@ class Comm:
         t = t.contiguous()
         if (g.index - src_index) % g.size < g.size - 1:
             self._count("broadcast", self._bytes(t))
-        dist.broadcast(t, src=g.ranks[src_index], group=g.pg)
+        with self._timed("broadcast"):
+            dist.broadcast(t, src=g.ranks[src_index], group=g.pg)
         return t
 
     def broadcast_tensors(self, ts: list[torch.Tensor], src_index: int, g: Group) -> list[torch.Tensor]:
@@ -185,7 +199,8 @@ class Comm:
             self._shapes_recv[key] = shapes
         total = sum(int(torch.Size(s).numel()) for s in shapes)
         flat = torch.empty(total, dtype=dtype, device=device)
-        self.irecv(flat, src, tag).wait()
+        with self._timed("p2p"):
+            self.irecv(flat, src, tag).wait()
         out, i = [], 0
         for s in shapes:
             n = int(torch.Size(s).numel())

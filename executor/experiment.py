@@ -105,7 +105,8 @@ def measure(prep: Prepared, nproc: int, backend: str = "gloo", serial: dict | No
         latencies_s=ranks[0]["times"], serial_latencies_s=serial["times"],
         predicted_latency_s=p.latency_s, predicted_speedup=p.speedup, predicted_serial_s=p.serial_latency_s,
         memory_peak_mb=[r["memory_peak_mb"] for r in ranks], memory_method=ranks[0]["memory_method"],
-        comm_bytes=[r["comm_bytes"] for r in ranks], fidelity=fidelity(ranks[0]["output"], serial["output"]),
+        comm_bytes=[r["comm_bytes"] for r in ranks], comm_seconds=[r["comm_seconds"] for r in ranks],
+        fidelity=fidelity(ranks[0]["output"], serial["output"]),
         exact=p.exact, profile=getattr(prep.profile, "name", "?"),
         predicted_comm_bytes_per_step=p.comm_bytes_per_step, predicted_memory_gb=p.memory_bytes / 2**30,
         extra=ranks[0]["extra"])

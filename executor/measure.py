@@ -11,7 +11,9 @@ Definitions (also in the report's JSON):
   through /proc/self/clear_refs before them ("rss_hwm"); where the reset is refused, the
   peak since the process started (ru_maxrss, "ru_maxrss"). Both include the Python and
   torch runtime (a few hundred MB), which the planner counts as "runtime" too.
-- comm_bytes: per rank, per run, bytes the rank sent (executor/comm.py's convention).
+- comm_bytes: per rank, per run, bytes the rank sent (executor/comm.py's convention);
+  comm_seconds: per rank, per run, wall time inside blocking collectives by kind (waiting
+  for a slower peer included).
 - fidelity against the serial output latent x_ref: max_rel_err = max|x - x_ref| /
   max|x_ref|; rel_l2 = ||x - x_ref|| / ||x_ref||; psnr = 10 log10(peak^2 / MSE) dB with
   peak = max(x_ref) - min(x_ref) (inf when identical).
@@ -84,6 +86,7 @@ class Measurement:
     fidelity: dict
     exact: bool
     profile: str
+    comm_seconds: list[dict] = field(default_factory=list)   # per rank: seconds in blocking collectives by kind
     predicted_comm_bytes_per_step: float = 0.0
     predicted_memory_gb: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -118,6 +121,7 @@ class Measurement:
             "fidelity": fid | {"psnr_inf": math.isinf(self.fidelity.get("psnr", 0.0))},
             "memory_peak_mb": [round(m, 1) for m in self.memory_peak_mb], "memory_method": self.memory_method,
             "comm_bytes": [int(b) for b in self.comm_bytes],
+            "comm_seconds": [{k: round(v, 5) for k, v in d.items()} for d in self.comm_seconds],
             "extra": self.extra,
         }
 
@@ -138,6 +142,8 @@ class Measurement:
             f"peak memory per rank ({self.memory_method}): " + ", ".join(f"{v:.0f} MB" for v in self.memory_peak_mb),
             f"bytes sent per rank per run: " + ", ".join(f"{b / 2**20:.2f} MiB" for b in self.comm_bytes)
             + f"   (predicted {self.predicted_comm_bytes_per_step / 2**20:.2f} MiB per step)",
+            f"time in blocking collectives per rank per run: "
+            + ", ".join(f"{sum(d.values()):.3f}s" for d in self.comm_seconds),
             f"hardware profile: {self.profile}",
         ]
         if self.extra:

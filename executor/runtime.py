@@ -257,7 +257,7 @@ def run_job(job: Job, world: World) -> dict:
     for _ in range(job.warmup_runs):
         denoise(rt, x0.clone())
     mem = measure.MemoryPeak(world.device)
-    sent0, kinds0 = world.comm.sent, dict(world.comm.by_kind)
+    sent0, kinds0, secs0 = world.comm.sent, dict(world.comm.by_kind), dict(world.comm.seconds)
     rt.extra.clear()
     times, out = [], None
     for _ in range(job.repeats):
@@ -273,6 +273,8 @@ def run_job(job: Job, world: World) -> dict:
               "comm_bytes": (world.comm.sent - sent0) / max(1, job.repeats),
               "comm_by_kind": {k: (v - kinds0.get(k, 0)) / max(1, job.repeats)
                                for k, v in world.comm.by_kind.items()},
+              "comm_seconds": {k: (v - secs0.get(k, 0)) / max(1, job.repeats)
+                               for k, v in world.comm.seconds.items()},
               "extra": dict(rt.extra)}
     if world.rank == 0:
         result["output"] = out.float().cpu()

@@ -118,8 +118,11 @@ DEFAULT_APPROX_STEPS = 5
 TIE = 1e-9               # relative: equal latencies (see planner/ilp/schedule_modes.TIE)
 # CBC's limit for the schedule program inside the search. It starts from the exact DP's
 # schedule, so stopping early only leaves the proof (the gap) open, never the answer.
-SCHEDULE_TIME_LIMIT = 0.3
-PLACE_TOP = 6            # most plans re-placed by the placement program (each costs a few predicts)
+SCHEDULE_TIME_LIMIT = 0.05
+# A switching schedule is proposed only when it beats the best single plan by this much:
+# every switch is a re-shard and one more code path to run, not worth a percent or two.
+MIN_SCHEDULE_GAIN = 0.03
+PLACE_TOP = 3            # most plans re-placed by the placement program (each costs a few predicts)
 
 
 def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, exact_only: bool = False,
@@ -205,11 +208,15 @@ def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
     from .ilp.schedule_modes import best_schedule
     best = next((p for p in preds if _eligible(p, budget)), None)
     beat = best.latency_s - best.breakdown.text_encoders - best.breakdown.vae if best else None
+    # Hybridiff is itself a switch (CFG, then a pipeline window): a schedule that only
+    # matches it is still worth showing, because it says where the window goes
+    gain = 0.0 if best is None or "hybridiff" in best.plan else MIN_SCHEDULE_GAIN
+    need = beat - best.latency_s * gain / (1 + gain) if best else None
     choice = best_schedule(preds, model, sc, cluster, profile, budget, window, time_limit=time_limit,
-                           must_beat_s=beat)
+                           must_beat_s=need)
     if choice is None or not choice.prediction.fits:
         return None
-    if best is not None and choice.prediction.latency_s > best.latency_s * (1 + TIE):
+    if best is not None and choice.prediction.latency_s * (1 + gain) > best.latency_s * (1 + TIE):
         return None
     gain = best.latency_s / choice.prediction.latency_s - 1 if best else 0.0
     choice.prediction.notes.append(f"switching schedule (integer program): {gain:.2%} faster than the best "

@@ -145,8 +145,11 @@ FOUR = [("ref-dit-tiny", p, 1) for p in (
     "cfg=2 pipefusion=2", "pipefusion=2 ulysses=2", "pipefusion=2 ring=2", "pipefusion=2 tp=2",
     "cfg=2 distrifusion=2", "cfg=2 sync_patch=2", "cfg=2 naive_patch=2", "cfg=2 asyncdiff=2",
     "cfg=2 paradigms=2", "cfg=2 parastep=2", "asyncdiff=3 stride=2", "pipefusion=2 ulysses=2 patches=4")] + [
-    ("ref-dit-tiny", p, 2) for p in ("dp=2 cfg=2", "dp=2 ulysses=2", "dp=2 hybridiff=2", "dp=2 pipefusion=2",
+    ("ref-dit-tiny", p, 2) for p in ("dp=2 cfg=2", "dp=2 ulysses=2", "dp=2 ring=2", "dp=2 tp=2", "dp=2 hybridiff=2",
+                                     "dp=2 pipefusion=2", "dp=2 distrifusion=2", "dp=2 sync_patch=2",
+                                     "dp=2 naive_patch=2", "dp=2 asyncdiff=2", "dp=2 paradigms=2", "dp=2 parastep=2",
                                      "dp=2 cfg=2 | 3-5: dp=2 hybridiff=2 k=3")] + [
+    ("ref-video-tiny", "dp=2 dsp=2", 2)] + [
     ("ref-unet-tiny", p, 1) for p in ("ulysses=2 ring=2", "ulysses=2 tp=2", "pipefusion=2 ulysses=2")] + [
     ("ref-mmdit-tiny", "ulysses=2 ring=2", 1), ("ref-video-tiny", "cfg=2 dsp=2", 1)]
 
@@ -164,7 +167,8 @@ def test_four_ranks(four_ranks, model, plan, batch):
 
 
 def test_eight_ranks():
-    jobs = [_job("ref-mmdit-tiny", "cfg=2 pipefusion=2 ulysses=2", 8), _job("ref-dit-tiny", "cfg=2 ulysses=2 ring=2", 8)]
+    jobs = [_job("ref-mmdit-tiny", "cfg=2 pipefusion=2 ulysses=2", 8), _job("ref-dit-tiny", "cfg=2 ulysses=2 ring=2", 8),
+            _job("ref-dit-tiny", "pipefusion=2 ulysses=2 ring=2", 8), _job("ref-dit-tiny", "tp=2 ulysses=2 ring=2", 8)]
     for label, (job, ranks, fid) in _run(jobs, 8).items():
         assert len(ranks) == 8
         _check(job, fid)

@@ -19,10 +19,11 @@ TINY = ["--model", "ref-dit-tiny", "--repeats", "1", "--warmup-runs", "0"]
 
 
 def _env(**extra) -> tuple[dict, str]:
+    """The environment of a run: this one's, without the executor's test and debug hooks,
+    plus `extra` and a fresh marker."""
     marker = uuid.uuid4().hex
-    env = dict(os.environ, PARADIFF_TEST_MARKER=marker, **extra)
-    env.pop("PARADIFF_FAULT", None) if "PARADIFF_FAULT" not in extra else None
-    return env, marker
+    env = {k: v for k, v in os.environ.items() if k not in ("PARADIFF_FAULT", "PARADIFF_DEBUG")}
+    return env | {"PARADIFF_TEST_MARKER": marker} | extra, marker
 
 
 def _marked(marker: str) -> list[int]:

@@ -21,7 +21,7 @@ from planner.report.validate import strategy, write_validate_report
 from planner.validate import RowResult, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILE = ROOT / "hw_profiles" / "local.json"
+PROFILE = ROOT / "tests" / "data" / "cpu-profile.json"   # a real `cli.py profile --quick` output
 PLAN_KEYS = {"scenario", "cluster", "profile", "recommended", "plans", "seconds"}   # before reports
 
 

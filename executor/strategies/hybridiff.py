@@ -22,6 +22,8 @@ window opens at the segment's first step. Approximate.
 """
 from __future__ import annotations
 
+import time
+
 from planner.strategies import STRATEGIES
 
 from ..models import State
@@ -79,7 +81,9 @@ class Hybridiff:
             # the CFG segment before this one ended with the handover: the window opens now
             start, cut, last_u = 0, hand["cut"], hand["uncond"]
         branch = ("cond",) if me == 0 else ("uncond",)
+        times = []
         for n, i in enumerate(steps):
+            times.append(time.perf_counter())
             in_window = start is not None and start <= n < start + k
             if not in_window:                                   # CFG parallel step
                 s = setup.model(setup.inputs(lat, i, branch), ctx, a0, b0)
@@ -108,4 +112,12 @@ class Hybridiff:
             lat = rt.sched.step(lat, guide(e.float(), last_u, job.guidance), i)
         if start is not None:
             rt.extra["hybridiff_window"] = [steps[start] + 1, steps[min(start + k, len(steps)) - 1] + 1]
+            times.append(time.perf_counter())
+            dur = [b - a for a, b in zip(times, times[1:])]
+            win = dur[start:start + k]
+            rest = dur[:start] + dur[start + k:]
+            ms = {"window": round(1e3 * sum(win) / len(win), 1)}
+            if rest:
+                ms["cfg"] = round(1e3 * sum(rest) / len(rest), 1)
+            rt.extra["hybridiff_step_ms"] = ms
         return setup.gather(lat)

@@ -50,7 +50,8 @@ def attention(comm: Comm, g: Group, q, k, v, text=None):
         ob, lb = attention_lse(q, kb, vb)
         o, lse = (ob.float(), lb) if o is None else merge(o, lse, ob, lb)
         if works:
-            wait_all(works)
+            with comm._timed("p2p"):
+                wait_all(works)
             cur = nxt
     o = o.to(q.dtype)
     if text is None:

@@ -92,7 +92,7 @@ class Engine:
             split *= s.batch_split(d)
             shard = shard * s.shard(d, plan)
         self.local = Local(batch=sc.branches / split, shard=shard, elem=sc.elem_bytes,
-                           tp=plan.degree("tp"), sp=shard.seq)
+                           tp=plan.degree("tp"), sp=shard.seq, latent=model.latent_shape[1:])
         ranks = range(plan.gpus)
         self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
@@ -168,7 +168,7 @@ class Engine:
         local = self.local
         if shard is not None or batch is not None:
             local = Local(batch=batch if batch is not None else local.batch, shard=shard or local.shard,
-                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq)
+                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq, latent=local.latent)
         key = (local, keys)
         if key in self._costs:
             return self._costs[key]

@@ -19,6 +19,7 @@ Integer program (steps t = 1..T, modes m, phases p of m):
     x[t,m,0] <= 1 - X[t-1,m] (+ x[t-1,m,P-1] when K = 0)   phase 0 starts a new run
     X[t,m] = sum_p x[t,m,p];  e[t,m] >= X[t-1,m] - X[t,m];  v[t,m] >= X[t,m] - X[t-1,m]
     sum of x over approximate phases <= B                  the --approx-steps budget
+    sum of switch arcs <= MAX_SWITCHES                      at most one window (in and out)
     approximate phases only at steps inside the allowed window (others not created)
     minimise  sum f-increment(m,p) x[t,m,p] + sum out(m) e[t,m] + sum in(m) v[t,m]
 A switch costs out(leaving mode) + in(entering mode) (re-sharding the latent). Every run
@@ -37,6 +38,10 @@ import pulp
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
 
 TIME_LIMIT = 5.0
+# At most this many switches per schedule: Hybridiff's shape (into a window and out of it).
+# Every switch is a re-shard and a code path to get right in production; schedules that
+# hop between strategies every few steps for a fraction of a percent are not worth it.
+MAX_SWITCHES = 2
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,10 @@ def _tie(modes: list[Mode], steps: int) -> float:
     return 1e-6 * max((max(m.prefix + m.cycle) for m in modes), default=0.0) / max(steps, 1) ** 2
 
 
-def dp_schedule(modes: list[Mode], steps: int, budget: int, window=None):
+def dp_schedule(modes: list[Mode], steps: int, budget: int, window=None, max_switches: int = MAX_SWITCHES):
     """The same optimum by dynamic programming over (step, mode, phase, approximate
-    steps used): the warm start of the integer program. Returns the runs or None."""
+    steps used, switches made): the warm start of the integer program. Returns the runs
+    or None."""
     lo, hi = window or (1, steps)
     inf = float("inf")
     eps = _tie(modes, steps)
@@ -127,33 +133,33 @@ def dp_schedule(modes: list[Mode], steps: int, budget: int, window=None):
         a = int(mode.step_approx(0))
         if a and not lo <= 1 <= hi or a > budget:
             continue
-        best[m, 0, a] = (mode.step_cost(0) + eps * a, None)
+        best[m, 0, a, 0] = (mode.step_cost(0) + eps * a, None)
     layers = [best]
     for t in range(2, steps + 1):
         cur: dict = {}
         prev = layers[-1]
-        leave = {}          # cheapest way to leave mode m after step t-1, per budget used
-        for (m, p, u), (c, _) in prev.items():
-            key = (m, u)
-            if c + modes[m].out_s < leave.get(key, (inf,))[0]:
-                leave[key] = (c + modes[m].out_s, (m, p, u))
-        for (m, p, u), (c, _) in prev.items():       # stay in the mode
+        leave = {}          # cheapest way to leave mode m after step t-1, per budget and switches used
+        for (m, p, u, s), (c, _) in prev.items():
+            key = (m, u, s)
+            if s < max_switches and c + modes[m].out_s < leave.get(key, (inf,))[0]:
+                leave[key] = (c + modes[m].out_s, (m, p, u, s))
+        for (m, p, u, s), (c, _) in prev.items():       # stay in the mode
             mode = modes[m]
             q = p + 1 if p + 1 < mode.phases else len(mode.prefix)
             a = int(mode.step_approx(q))
             if (a and not lo <= t <= hi) or u + a > budget:
                 continue
             cand = c + mode.step_cost(q) + eps * a * t
-            if cand < cur.get((m, q, u + a), (inf,))[0]:
-                cur[m, q, u + a] = (cand, (m, p, u))
-        for (m0, u), (c, src) in leave.items():       # switch to another mode, phase 0
+            if cand < cur.get((m, q, u + a, s), (inf,))[0]:
+                cur[m, q, u + a, s] = (cand, (m, p, u, s))
+        for (m0, u, s), (c, src) in leave.items():       # switch to another mode, phase 0
             for m, mode in enumerate(modes):
                 a = int(mode.step_approx(0))
                 if m == m0 or (a and not lo <= t <= hi) or u + a > budget:
                     continue
                 cand = c + mode.in_s + mode.step_cost(0) + eps * a * t
-                if cand < cur.get((m, 0, u + a), (inf,))[0]:
-                    cur[m, 0, u + a] = (cand, src)
+                if cand < cur.get((m, 0, u + a, s + 1), (inf,))[0]:
+                    cur[m, 0, u + a, s + 1] = (cand, src)
         layers.append(cur)
     if not layers[-1]:
         return None
@@ -176,12 +182,13 @@ def _runs(chosen: list[int]) -> list[tuple[int, int, int]]:
 
 
 def solve_schedule(modes: list[Mode], steps: int, budget: int, window: tuple[int, int] | None = None,
-                   time_limit: float = TIME_LIMIT, warm: bool = True) -> Schedule:
+                   time_limit: float = TIME_LIMIT, warm: bool = True, max_switches: int = MAX_SWITCHES) -> Schedule:
     """The cheapest schedule (see the module doc). window = (first, last) steps where
     approximate phases may run (default: all steps). warm: start CBC from the DP's
     schedule (dp_schedule), so a time limit still returns a good schedule."""
     lo, hi = window or (1, steps)
     prob = pulp.LpProblem("switching_schedule", pulp.LpMinimize)
+    switches = []
     x: dict[tuple[int, int, int], pulp.LpVariable] = {}
     for t in range(1, steps + 1):
         for m, mode in enumerate(modes):
@@ -201,6 +208,7 @@ def solve_schedule(modes: list[Mode], steps: int, budget: int, window: tuple[int
         sw = {(a, b): new_var(prob, f"s_{t}_{a}_{b}", lowBound=0)
               for a in range(len(modes)) for b in range(len(modes)) if a != b}
         objective += [(modes[a].out_s + modes[b].in_s) * v for (a, b), v in sw.items()]
+        switches += sw.values()
         for m, mode in enumerate(modes):
             q_n, k = mode.phases, len(mode.prefix)
             succ = [p + 1 if p + 1 < q_n else k for p in range(q_n)]
@@ -228,17 +236,20 @@ def solve_schedule(modes: list[Mode], steps: int, budget: int, window: tuple[int
     approx_vars = [var for (t, m, p), var in x.items() if modes[m].step_approx(p)]
     if approx_vars:
         prob += pulp.lpSum(approx_vars) <= budget
+    if switches:
+        prob += pulp.lpSum(switches) <= max_switches
     prob += pulp.lpSum(objective)
-    start = dp_schedule(modes, steps, budget, (lo, hi)) if warm else None
+    start = dp_schedule(modes, steps, budget, (lo, hi), max_switches) if warm else None
     if start is not None:
         _set_start(x, modes, start)
     try:
         info = solve(prob, time_limit, "switching schedule", warm_start=start is not None)
-    except SolveError as e:
-        if e.infeasible or start is None:
+    except SolveError:
+        if start is None:
             raise
-        # CBC had not even loaded the start when its time ran out (a loaded machine):
-        # the DP's schedule, which is exact, with no proof from CBC
+        # CBC had not even loaded the start when its time ran out (a loaded machine), or
+        # reported a stop at its limit as infeasible (seen with tight limits): the DP's
+        # schedule is feasible and exact, so return it, with no proof from CBC
         t0, a0 = evaluate(modes, start)
         return Schedule(tuple(start), t0, a0, SolveInfo("no solution in time", t0, float("nan"),
                                                         float("nan"), time_limit, "cbc"))
@@ -266,7 +277,8 @@ def _set_start(x, modes, runs):
         var.setInitialValue(1 if key in on else 0)
 
 
-def brute_force(modes: list[Mode], steps: int, budget: int, window=None) -> tuple[float, tuple] | None:
+def brute_force(modes: list[Mode], steps: int, budget: int, window=None,
+                max_switches: int = MAX_SWITCHES) -> tuple[float, tuple] | None:
     """Every mode sequence (tests, small instances): (seconds, runs) of the best."""
     lo, hi = window or (1, steps)
     best = None
@@ -277,7 +289,8 @@ def brute_force(modes: list[Mode], steps: int, budget: int, window=None) -> tupl
                 runs[-1] = (m, runs[-1][1], t)
             else:
                 runs.append((m, t, t))
-        if not all(_window_ok(modes[m], a, b - a + 1, (lo, hi)) for m, a, b in runs):
+        if len(runs) - 1 > max_switches or not all(_window_ok(modes[m], a, b - a + 1, (lo, hi))
+                                                    for m, a, b in runs):
             continue
         total, approx = evaluate(modes, runs)
         if approx <= budget and (best is None or total < best[0] - 1e-12):

@@ -133,6 +133,7 @@ class Local:
     elem: int             # bytes per element of the planned dtype
     tp: int = 1           # tensor-parallel degree (features and heads)
     sp: int = 1           # sequence split of the image stream (ulysses x ring x patches)
+    latent: tuple[int, int, int] = (1, 1, 1)   # latent frames, rows, columns (conv halos)
 
 
 # ---------------------------------------------------------------- shared byte counts

@@ -29,3 +29,30 @@ def stale_steps(plan, sc, key: str, warmup: int) -> list[str]:
     if warmup >= sc.steps:
         return [f"{key}: warmup={warmup} leaves no asynchronous step out of {sc.steps}"]
     return []
+
+
+def spatial_comms(key: str, block, local, overlap: str) -> list:
+    """What a row split of a convolutional block adds (U-Nets): every k x k convolution
+    needs the boundary rows of its neighbours' slices (a halo exchange, one row each
+    side for 3x3), and every GroupNorm needs statistics over the whole image (an
+    all-reduce of per-group sums). The executor's spatial layers do exactly this;
+    transformer blocks have neither (their norms are per token)."""
+    import math
+
+    from ..spec import OpKind
+    from .base import Comm
+    convs = [o for o in block.ops if o.kind is OpKind.CONV and o.taps > 1 and not o.text]
+    if not convs:
+        return []
+    frames, h, w = local.latent
+    out = []
+    for o in convs:
+        src = o.in_tokens or o.tokens
+        row = math.sqrt(max(src / max(frames, 1), 1.0) * w / h)       # positions in one row
+        halo = 2 * frames * row * o.in_features * local.batch * local.elem
+        out.append(Comm("p2p", key, halo, overlap, what="conv halo rows"))
+    norms = sum(1 for o in block.ops if o.kind is OpKind.NORM and not o.text)
+    if norms:
+        stats = 2 * 32 * 4 * local.batch          # sum and sum of squares of 32 groups, fp32
+        out.append(Comm("all_reduce", key, stats, overlap, count=norms, what="GroupNorm statistics"))
+    return out

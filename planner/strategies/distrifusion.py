@@ -10,7 +10,7 @@ patch parallelism. Memory: the full stale K/V of every layer plus the buffer the
 in-flight all-gather writes into, so it does not shrink with N. Approximate.
 """
 from .base import BLOCKING, IN_STEP, Comm, Shard, Strategy, self_attention_kv_bytes
-from .checks import rows_divisible, stale_steps
+from .checks import rows_divisible, spatial_comms, stale_steps
 
 PATCH_FAMILY = frozenset({"cfg", "dp"})
 
@@ -36,7 +36,8 @@ class DistriFusion(Strategy):
         return Shard(seq=d, q=d)
 
     def layer_comm(self, d, plan, block, local):
-        return gather_kv(self.key, block, local, IN_STEP)
+        # halos and GroupNorm statistics are stale too (one step old), so they hide as well
+        return gather_kv(self.key, block, local, IN_STEP) + spatial_comms(self.key, block, local, IN_STEP)
 
     def buffer_bytes(self, d, plan, blocks, local):
         return 2 * sum(self_attention_kv_bytes(b, local, full=True) for b in blocks)

@@ -94,7 +94,7 @@ class PipeFusion(Strategy):
             t = tl.add(d - 1, COMM, gather_s, after=t, label="noise-prediction gather", step=step)
             t = tl.add(0, COMPUTE, other, after=t, label="scheduler", step=step)
         ready = [t] * m           # when patch j of the next step may enter stage 0
-        simulated = min(sc.steps - warm, 3)
+        simulated = min(sc.steps - warm, 2)   # fill, then one steady step
         for k in range(simulated):
             step = warm + k
             for j in range(m):

@@ -6,8 +6,8 @@ neighbour (online softmax over blocks). r-1 passes per attention, each overlappi
 attention of the block before it. Exact. With ulysses it forms USP (ulysses inside,
 ring outside): the ring passes the K/V of the rank's Ulysses head shard.
 """
-from .base import IN_ATTENTION, Comm, Shard, Strategy
-from .checks import rows_divisible
+from .base import BLOCKING, IN_ATTENTION, Comm, Shard, Strategy
+from .checks import rows_divisible, spatial_comms
 from .ulysses import SP_FAMILY
 
 
@@ -25,7 +25,7 @@ class Ring(Strategy):
     def layer_comm(self, d, plan, block, local):
         ops = block.self_attn_ops()
         if not ops:
-            return ()
+            return spatial_comms(self.key, block, local, BLOCKING)
         u = plan.degree("ulysses")
         # one K/V block: this rank's token slice, for its Ulysses head shard
         kv = sum(2 * op.groups * op.kv_tokens / local.shard.seq * u * op.heads / (local.tp * u) * op.head_dim

@@ -4,7 +4,7 @@ Like distrifusion, but every layer waits for the fresh full K/V (blocking all-ga
 so it is exact and its communication is never hidden. Evaluated on request only.
 """
 from .base import BLOCKING, Shard, Strategy
-from .checks import rows_divisible
+from .checks import rows_divisible, spatial_comms
 from .distrifusion import PATCH_FAMILY, gather_kv
 
 
@@ -21,4 +21,4 @@ class SyncPatch(Strategy):
         return Shard(seq=d, q=d)
 
     def layer_comm(self, d, plan, block, local):
-        return gather_kv(self.key, block, local, BLOCKING)
+        return gather_kv(self.key, block, local, BLOCKING) + spatial_comms(self.key, block, local, BLOCKING)

@@ -1,12 +1,12 @@
 """ulysses: DeepSpeed-Ulysses sequence parallelism (xDiT / yunchang).
 
 Tokens are split over the group. Around each self-attention, an all-to-all turns the
-sequence shard into a head shard (Q, K, V) and another turns the output back (O):
-4 all-to-alls per attention, blocking (xdit.md (e)). Exact. The degree (times tp) must
+sequence shard into a head shard (Q, K, V in one call, as xDiT's combine_qkv_a2a and
+our executor do) and another turns the output back (O): blocking (xdit.md (e)). Exact. The degree (times tp) must
 divide every attention head count, and the latent rows must divide by the sequence degree.
 """
 from .base import BLOCKING, Comm, Shard, Strategy
-from .checks import rows_divisible
+from .checks import rows_divisible, spatial_comms
 
 SP_FAMILY = frozenset({"cfg", "dp", "pipefusion", "ring", "tp"})
 
@@ -31,8 +31,10 @@ class Ulysses(Strategy):
     def layer_comm(self, d, plan, block, local):
         ops = block.self_attn_ops()
         if not ops:
-            return ()
+            return spatial_comms(self.key, block, local, BLOCKING)
         # each all-to-all moves this rank's token slice of one Q/K/V/O tensor (all its heads)
         per = sum(op.groups * op.tokens / local.shard.seq * op.heads / local.tp * op.head_dim
                   for op in ops) * local.batch * local.elem
-        return [Comm("all_to_all", "ulysses", per, BLOCKING, count=4, what="Q,K,V,O all-to-all")]
+        # Q, K and V go in one all-to-all (three tensors' bytes), O in another
+        return [Comm("all_to_all", "ulysses", 3 * per, BLOCKING, what="Q,K,V all-to-all"),
+                Comm("all_to_all", "ulysses", per, BLOCKING, what="O all-to-all")]
