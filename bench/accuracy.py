@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from planner import calibrate  # noqa: E402
 from planner.hardware import CALIBRATED_FILE, Profile  # noqa: E402
 from planner.validate import evaluate, metrics, oom_metrics, read_rows  # noqa: E402
@@ -79,8 +79,7 @@ def main() -> int:
 
 
 def write_benchmarks(r: dict, fit) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "uncommitted"
+    commit = common.commit()
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
     num = lambda x: "n/a" if x is None else f"{x:.2f}"
     lines = [f"## Prediction accuracy on published runs ({datetime.date.today()}, commit {commit})", "",
@@ -105,19 +104,7 @@ def write_benchmarks(r: dict, fit) -> None:
         lines += [f"- {s['source']}: {pct(s['mape'])} ({s['rows']} rows)" for s in r["loso"]["per_source"]]
         lines.append("")
     lines += ["Fitted parameters: " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(fit.values.items())), ""]
-    _replace_section(ROOT / "BENCHMARKS.md", "## Prediction accuracy on published runs", "\n".join(lines))
-
-
-def _replace_section(path: Path, heading: str, body: str) -> None:
-    """Replace the section starting with `heading` (up to the next '## ') or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find(heading)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + body + ("\n" + text[end + 1:] if end >= 0 else "\n")
-    path.write_text(text)
+    common.replace_section("## Prediction accuracy on published runs", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import dataclasses
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from executor.cli import DEFAULT_TOLERANCE  # noqa: E402
 from executor.experiment import hw_profile, local_cluster, measure, prepare, run_serial  # noqa: E402
 from planner import zoo  # noqa: E402
@@ -102,18 +102,6 @@ def quietly(fn, what: str, max_wait: float = 600.0, tries: int = 4):
     return out, share
 
 
-def replace_section(path: Path, body: str) -> None:
-    """Replace this script's section of BENCHMARKS.md (up to the next '## ') or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + ("\n\n" + text[end + 1:] if end >= 0 else "\n")
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -153,8 +141,7 @@ def main() -> int:
         print(f"{plan:16} {model:12} b{batch} {m.latency_s:7.2f}s serial {m.serial_latency_s:7.2f}s measured "
               f"{m.speedup:5.2f}x predicted {m.predicted_speedup:5.2f}x error {err:6.1%} {psnr} {extra}",
               flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "?"
+    commit = common.commit()
     lines = [SECTION, "",
              f"`python bench/bench_executor.py` on {datetime.date.today().isoformat()}, commit {commit} "
              f"(working tree), {machine()}; 2 ranks, gloo, one thread per rank, fp32, "
@@ -174,7 +161,7 @@ def main() -> int:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        replace_section(ROOT / "BENCHMARKS.md", body)
+        common.replace_section(SECTION, body)
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.accuracy import _replace_section  # noqa: E402
+from bench import common  # noqa: E402
 
 SCENARIOS = [
     ("default scenario", []),
@@ -45,8 +45,7 @@ def main() -> int:
             inner.append(out["seconds"])
         rows.append((label, statistics.median(walls), statistics.median(inner), len(out["plans"]),
                      out["recommended"]["plan"] if out["recommended"] else "none"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = common.commit()
     lines = [f"## Plan time ({datetime.date.today()}, commit {commit})", "",
              f"`python bench/plan_time.py`: median of {args.runs} runs of `python cli.py plan --json` on "
              f"this machine ({platform.processor() or platform.machine()}, {os.cpu_count()} cores). Wall = the "
@@ -54,7 +53,7 @@ def main() -> int:
              "| scenario | wall | search | plans | recommended |", "|---|---|---|---|---|"]
     lines += [f"| {l} | {w:.2f} s | {s:.2f} s | {n} | `{p}` |" for l, w, s, n, p in rows]
     lines += ["", "Target: under 1 s for the default scenario.", ""]
-    _replace_section(ROOT / "BENCHMARKS.md", "## Plan time", "\n".join(lines))
+    common.replace_section("## Plan time", "\n".join(lines))
     print("\n".join(lines))
     return 0
 

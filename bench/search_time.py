@@ -113,8 +113,8 @@ def main() -> int:
         print(f"{m['seconds']:7.2f} s  (ILP {m['ilp_seconds']:.2f} s)  {label}: {m['recommended']}", flush=True)
     if args.only:
         return 0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    from bench import common
+    commit = common.commit()
     lines = [f"## Search time ({datetime.date.today()}, commit {commit})", "",
              f"`python bench/search_time.py`: planner.search.search() in a fresh interpreter per scenario "
              f"(median of {args.runs} runs; 1,024 GPUs: one run) on this machine "
@@ -135,8 +135,7 @@ def main() -> int:
     lines += ["", "Candidates: plans enumerated (legal or not); ranked: legal plans predicted, plus the "
               "switching schedule when one is proposed (plans with ` | ` are schedules). Placement gain: "
               "xDiT's fixed order over the chosen one for the recommended plan (predicted latency ratio - 1).", ""]
-    from bench.accuracy import _replace_section
-    _replace_section(ROOT / "BENCHMARKS.md", "## Search time", "\n".join(lines))
+    common.replace_section("## Search time", "\n".join(lines))
     print("\n".join(lines))
     return 0
 
