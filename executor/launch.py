@@ -142,9 +142,11 @@ def launch(jobs, nproc: int, backend: str = "gloo", timeout_s: float = 60.0):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")        # inherited by the ranks
     error_dir = tempfile.mkdtemp(prefix="paradiff-run-")
+    # the rendezvous waits for every rank to join; 8 ranks forked on a loaded 2-core machine
+    # have been seen to take over a minute, so it gets at least 5 minutes
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_configs={"timeout": 60},
+        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_configs={"timeout": max(300, int(timeout_s))},
         max_restarts=0, monitor_interval=0.1, start_method="fork" if backend == "gloo" else "spawn",
         logs_specs=DefaultLogsSpecs(log_dir=error_dir, redirects=Std.ALL), shutdown_timeout=5)
     try:

@@ -269,6 +269,10 @@ class Profile:
     measured_curves: tuple[tuple[tuple[str, str], EfficiencyCurve], ...] = ()  # ((gpu id, class), curve)
     measured_comm: tuple[tuple[tuple[str, str, int], CommCurve], ...] = ()     # ((link id, kind, n), curve)
     measured_launch_s: float | None = None
+    # Compute slows by this factor when every local rank computes at once: ranks that share
+    # a host's cores, SMT siblings, caches and memory bandwidth (a CPU profile, measured by
+    # the profiler); 1 where each rank owns its device (GPUs).
+    concurrent_slowdown: float = 1.0
     name: str = "datasheet"
 
     def curve(self, gpu: GpuSpec, op_class: str) -> EfficiencyCurve:

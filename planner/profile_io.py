@@ -9,6 +9,8 @@ A profile file (JSON, format "paradiff-hw-profile", version 1):
      "device": {"kind": "cpu"|"cuda", "gpu_id": <hw_profiles/gpus id>, "dtype": "fp32",
                 "threads": 1, "peak_flops": FLOP/s, "memory_bw": bytes/s},
      "compute": {"launch_us": 1.8,
+                 "concurrency": {"nproc": 2, "alone_us": .., "together_us": .., "slowdown": 1.2}
+                                                          (optional; CPU hosts, see below)
                  "curves": {<op class>: {"e_max": .., "t0_us": .., "fit_rms": ..,
                                          "points": [[size, efficiency], ...],
                                          "samples": [{"op", "shape", "size", "time_us", "eff"}]}}},
@@ -19,6 +21,10 @@ A profile file (JSON, format "paradiff-hw-profile", version 1):
              or {"skipped": "why", ...},
      "calibration": {...Calibration.to_json()...}        (optional)
      "blocks": {...}                                      (optional, not read by the cost model)}
+
+compute.concurrency is how much slower the same kernels run when all nproc local ranks
+compute at once than when one runs alone (shared cores, SMT siblings, memory bandwidth):
+Profile.concurrent_slowdown, applied to the compute of every multi-rank plan.
 
 Efficiencies are relative to device.peak_flops (memory_bw for "mem"), the GpuSpec peaks
 when it was measured; if hw_profiles/gpus changes later they are rescaled on load so
@@ -160,6 +166,10 @@ def _parse(doc: Any) -> Profile:
     comp = _obj(_need(doc, "compute", "the top level"), "compute")
     launch = comp.get("launch_us")
     launch_s = None if launch is None else _pos(launch, "compute.launch_us") * 1e-6
+    slowdown = 1.0
+    if "concurrency" in comp:
+        conc = _obj(comp["concurrency"], "compute.concurrency")
+        slowdown = _pos(_need(conc, "slowdown", "compute.concurrency"), "compute.concurrency.slowdown")
     curves_doc = _obj(_need(comp, "curves", "compute"), "compute.curves")
     spec = load_gpu(gpu_id)
     try:
@@ -190,7 +200,7 @@ def _parse(doc: Any) -> Profile:
     else:
         cal = default_profile().calibration
     return Profile(calibration=cal, measured_curves=tuple(curves), measured_comm=measured_comm,
-                   measured_launch_s=launch_s, name=f"measured:{name}")
+                   measured_launch_s=launch_s, concurrent_slowdown=slowdown, name=f"measured:{name}")
 
 
 def profile_from_doc(doc: Any, source: str = "hardware profile") -> Profile:

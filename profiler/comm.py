@@ -49,6 +49,7 @@ class CommConfig:
     target_s: float = 0.005       # one repeat lasts about this long (small messages loop)
     max_inner: int = 50
     timeout_s: float = 600.0
+    concurrency_repeats: int = 15     # CPU: the concurrent-compute measurement (_concurrency)
 
 
 def free_port() -> int:
@@ -123,6 +124,11 @@ def _worker(rank: int, cfg: dict, port: int, queue) -> None:
         return t.tolist()
 
     try:
+        if dev == "cpu":
+            conc = _concurrency(torch, dist, dt, rank, n, cfg["concurrency_repeats"])
+            if rank == 0:
+                queue.put(("tick", "concurrent compute"))
+                queue.put(("concurrency", conc))
         curves, unsupported = [], {}
         for g in cfg["group_sizes"]:
             # every rank must create every group, members or not
@@ -164,6 +170,41 @@ def _worker(rank: int, cfg: dict, port: int, queue) -> None:
         dist.destroy_process_group()
 
 
+def _concurrency(torch, dist, dt, rank: int, n: int, repeats: int) -> dict:
+    """Median seconds of one fixed kernel mix (GEMMs and a memory-bound update of a 4 MiB
+    tensor, like a transformer block's) on rank 0 alone, the others waiting in a barrier,
+    and then on every rank at once (the mean over ranks): ranks on one host share its cores
+    (SMT siblings), caches and memory bandwidth. CPU only; a GPU rank owns its device."""
+    g = torch.Generator().manual_seed(rank)
+    a, b = (torch.randn(384, 384, dtype=dt, generator=g) for _ in range(2))
+    x = torch.randn(1 << 20, dtype=dt, generator=g)
+
+    def work():
+        for _ in range(8):
+            torch.mm(a, b)
+        x.mul_(1.0001).add_(1e-4)
+
+    def median_time() -> float:
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            work()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    work()
+    dist.barrier()
+    alone = median_time() if rank == 0 else 0.0
+    dist.barrier()
+    together = torch.tensor([median_time()], dtype=torch.float64)
+    dist.all_reduce(together)
+    alone_t = torch.tensor([alone], dtype=torch.float64)
+    dist.all_reduce(alone_t)                      # only rank 0's is non-zero
+    mean_together = together.item() / n
+    return {"nproc": n, "alone_us": alone_t.item() * 1e6, "together_us": mean_together * 1e6,
+            "slowdown": max(1.0, mean_together / alone_t.item())}
+
+
 def _time(fn, cfg: dict, sync, line_up, agree_max) -> float:
     """Median seconds per call over repeats, each the slowest member's."""
     for _ in range(cfg["warmup"]):
@@ -191,28 +232,31 @@ def _time(fn, cfg: dict, sync, line_up, agree_max) -> float:
 def total_steps(cfg: CommConfig) -> int:
     """Progress ticks measure_comm will report."""
     per = sum(1 for g in cfg.group_sizes for k in cfg.kinds if k != "p2p" or g == 2)
-    return per * len(cfg.sizes)
+    return per * len(cfg.sizes) + (cfg.device == "cpu")
 
 
 def measure_comm(cfg: CommConfig, progress=None) -> dict:
-    """{"curves": [{"kind", "nranks", "sizes" (bytes), "times" (s)}], "unsupported": {kind: why}}.
+    """{"curves": [{"kind", "nranks", "sizes" (bytes), "times" (s)}], "unsupported": {kind: why},
+    "concurrency": {...} (CPU: _concurrency)}.
     Raises CommError if a worker fails or the run exceeds cfg.timeout_s."""
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
     pc = mp.start_processes(_worker, args=(asdict(cfg), free_port(), queue), nprocs=cfg.nproc,
                             join=False, start_method="spawn")
-    result, error = None, None
+    result, error, concurrency = None, None, None
     deadline = time.monotonic() + cfg.timeout_s
 
     def drain():
-        nonlocal result, error
+        nonlocal result, error, concurrency
         while not queue.empty():
             what, payload = queue.get()
             if what == "tick" and progress:
                 progress.tick(payload)
             elif what == "result":
                 result = payload
+            elif what == "concurrency":
+                concurrency = payload
             elif what == "error":
                 error = payload
     try:
@@ -235,4 +279,4 @@ def measure_comm(cfg: CommConfig, progress=None) -> dict:
     drain()
     if result is None:
         raise CommError(f"{cfg.backend} measurement ended without a result")
-    return result
+    return result | ({"concurrency": concurrency} if concurrency else {})

@@ -74,7 +74,8 @@ def configs(preset: str, device: str, dtype: str, threads: int, nproc: int,
                              timing=TimingConfig(warmup=1, repeats=3, target_s=0.002))
         sizes: tuple[int, ...] = (1024, 65536)
         comm = CommConfig(backend, device, dtype, nproc, sizes, kinds, (nproc,), threads,
-                          warmup=1, repeats=2, target_s=0.001, max_inner=5, timeout_s=120)
+                          warmup=1, repeats=2, target_s=0.001, max_inner=5, timeout_s=120,
+                          concurrency_repeats=3)
         return comp, comm
     quick = preset == "quick"
     comp = ComputeConfig(device, dtype, max_call_s=(0.1 if quick else 0.5),
@@ -169,6 +170,8 @@ def profile_machine(opts: ProfileOptions) -> dict:
         try:
             raw = measure_comm(comm_cfg, bar)
             comm |= {"unsupported": raw["unsupported"], "curves": _comm_section(raw)}
+            if "concurrency" in raw:
+                compute["concurrency"] = {k: (v if k == "nproc" else _r(v)) for k, v in raw["concurrency"].items()}
         except CommError as e:
             comm["skipped"] = str(e)
     bar.close()

@@ -86,6 +86,31 @@ def test_plan_from_profile(written):
     assert 0 < fast.latency_s < slow.latency_s
 
 
+def test_concurrent_slowdown_scales_multi_rank_compute_only():
+    """compute.concurrency (ranks sharing a host's cores) slows every multi-rank plan's
+    compute by its factor and leaves the one-rank baseline alone."""
+    from planner import zoo
+    from planner.cost.predict import predict
+    from planner.plan import parse_plan
+    from planner.spec import Scenario
+    model = zoo.build("ref-dit-s", 256, 256)
+    sc = Scenario(model="ref-dit-s", height=256, width=256, frames=1, steps=4, batch=1, cfg=True,
+                  dtype="fp32", scope="denoise")
+    cluster = build_cluster("cpu", 2, intra="shm")
+    doc = make_doc()
+    plain = profile_io.profile_from_doc(doc)
+    assert plain.concurrent_slowdown == 1.0
+    doc["compute"]["concurrency"] = {"nproc": 2, "alone_us": 100.0, "together_us": 150.0, "slowdown": 1.5}
+    shared = profile_io.profile_from_doc(doc)
+    assert shared.concurrent_slowdown == 1.5
+    serial = [predict(parse_plan("serial"), model, sc, build_cluster("cpu", 1), p) for p in (plain, shared)]
+    assert serial[0].latency_s == pytest.approx(serial[1].latency_s)
+    cfg = [predict(parse_plan("cfg=2"), model, sc, cluster, p) for p in (plain, shared)]
+    comp = [c.breakdown.compute for c in cfg]
+    assert comp[1] == pytest.approx(1.5 * comp[0], rel=1e-6)
+    assert cfg[1].latency_s > cfg[0].latency_s
+
+
 def _mutate(path, fn):
     doc = make_doc()
     fn(doc)
@@ -116,6 +141,9 @@ BAD = [
     ("curves a list", lambda d: d["compute"].update(curves=[]), "must be a JSON object"),
     ("top level a list", lambda d: d.clear(), "'format'"),
     ("bad launch", lambda d: d["compute"].update(launch_us=-3), "launch_us"),
+    ("bad slowdown", lambda d: d["compute"].update(concurrency={"nproc": 2, "slowdown": 0}),
+     "compute.concurrency.slowdown"),
+    ("slowdown missing", lambda d: d["compute"].update(concurrency={"nproc": 2}), "slowdown"),
     ("bad calibration", lambda d: d.update(calibration={"curves": {"cpu/matmul": {}}}), "calibration"),
 ]
 

@@ -136,6 +136,8 @@ def test_tiny_real_run(tiny_doc, tmp_path):
     assert kinds == {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p"}
     for c in comm["curves"]:
         assert c["nranks"] == 2 and c["sizes"] == sorted(c["sizes"]) and min(c["times_us"]) > 0
+    conc = doc["compute"]["concurrency"]      # the host's ranks computing at once
+    assert conc["nproc"] == 2 and conc["slowdown"] >= 1 and conc["alone_us"] > 0
     path = save_profile(doc, tmp_path / "tiny.json")
     prof = load_profile(path)
     cpu = load_gpu("cpu")

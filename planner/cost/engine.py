@@ -177,6 +177,8 @@ class Engine:
                                  self.gpu, self.profile, self.sc.compiled)
         comp = compute.block_times(t, times, self.profile.launch_s(self.sc.compiled))
         attn = compute.per_block(t, np.where(t.self_attn, times, 0.0))
+        if self.plan.gpus > 1:     # ranks sharing one host's cores (Profile.concurrent_slowdown)
+            comp, attn = comp * self.profile.concurrent_slowdown, attn * self.profile.concurrent_slowdown
         if self.split is not None:   # hook: unequal token shares on mixed GPUs (planner/ilp/hetero.py)
             comp, attn = self.split.block_compute(self, local)
         n = len(self.model.blocks)
