@@ -78,12 +78,13 @@ def summary_lines(ilp: dict) -> list[str]:
     lines = []
     pl = ilp.get("placement")
     if pl and pl.get("xdit_order"):
-        if pl["order"] != pl["xdit_order"]:
+        if pl["order"] != pl["xdit_order"] and pl["gain"] >= 0.0005:   # below 0.05%: a tie
             lines.append(f"placement: {' < '.join(pl['order'])} (inner < outer) is {pl['gain']:.1%} faster "
                          f"than xDiT's order {' < '.join(pl['xdit_order'])} "
                          f"({pl['xdit_latency_s']:.4g} s -> {pl['latency_s']:.4g} s)")
         else:
-            lines.append(f"placement: xDiT's order {' < '.join(pl['xdit_order'])} is already the best found")
+            lines.append(f"placement: xDiT's order {' < '.join(pl['xdit_order'])} is already the best found"
+                         + ("" if pl["order"] == pl["xdit_order"] else f" (tied with {' < '.join(pl['order'])})"))
     sch = ilp.get("schedule")
     if sch:
         sol = sch["solver"]
