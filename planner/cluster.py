@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from typing import Any
 
 import networkx as nx
 
+from .errors import read_json
 from .hardware import HW_DIR, GpuSpec, HardwareError, gpu_ids, link_ids, load_gpu, load_link
 
 INTRA_IDS = ("nvswitch", "nvlink-bridge", "pcie3", "pcie4", "pcie4-2socket", "pcie5", "shm")
@@ -401,12 +401,4 @@ def load_cluster_file(path: str | Path) -> Cluster:
     if not p.exists() and (CLUSTER_DIR / f"{p.name}.json").exists() and p.parent == Path("."):
         p = CLUSTER_DIR / f"{p.name}.json"
     src = f"cluster file {p}"
-    try:
-        d = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise HardwareError(f"{src}: not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise HardwareError(f"{src}: cannot be read ({type(e).__name__})") from None
-    except json.JSONDecodeError as e:
-        raise HardwareError(f"{src}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    return cluster_from_dict(d, source=src)
+    return cluster_from_dict(read_json(p, src, HardwareError), source=src)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,12 +108,8 @@ class LinkSpec:
 
 # ---------------------------------------------------------------- loading
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HardwareError(f"{what} file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise HardwareError(f"{what} file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    from .errors import read_json
+    return read_json(path, f"{what} file {path}", HardwareError)
 
 
 @functools.lru_cache(maxsize=None)

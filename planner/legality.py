@@ -4,6 +4,7 @@ from __future__ import annotations
 from .plan import Plan
 from .spec import ModelSpec, Scenario
 from .strategies import STRATEGIES
+from .strategies.hybridiff import cfg_phase
 
 
 def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[str]:
@@ -14,6 +15,12 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
     for seg in plan.schedule:
         if seg.last > sc.steps:
             errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
+        if "hybridiff" in seg.plan.keys:
+            cfg = cfg_phase(seg.plan)
+            if seg.first == 1 or str(plan.plan_at(seg.first - 1)) != str(cfg):
+                where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{cfg}'"
+                errs.append(f"schedule segment '{seg}': Hybridiff's window opens out of its CFG-parallel "
+                            f"phase '{cfg}', so {where}")
     for p in (plan.base(),) + tuple(s.plan for s in plan.schedule):
         errs += _single(p, model, sc)
     return list(dict.fromkeys(errs))

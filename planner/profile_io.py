@@ -38,6 +38,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import read_json
 from .hardware import (HW_DIR, OP_CLASSES, Calibration, CommCurve, EfficiencyCurve, HardwareError,
                        Profile, default_profile, gpu_ids, link_ids, load_gpu)
 from .cost.comm import KINDS as COMM_KINDS
@@ -211,27 +212,12 @@ def profile_from_doc(doc: Any, source: str = "hardware profile") -> Profile:
         raise HardwareError(f"{source}: {e}") from None
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def load_profile_doc(path: str | os.PathLike) -> tuple[dict, Profile]:
     """The checked document and its Profile: for callers that also need what the
     Profile does not carry (device.dtype and gpu_id the curves are for, provenance)."""
     p = Path(path)
     src = f"hardware profile {p}"
-    try:
-        doc = json.loads(p.read_text(), parse_constant=_reject_constant)
-    except FileNotFoundError:
-        raise HardwareError(f"{src}: not found") from None
-    except IsADirectoryError:
-        raise HardwareError(f"{src}: is a directory") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise HardwareError(f"{src}: cannot be read ({type(e).__name__})") from None
-    except json.JSONDecodeError as e:
-        raise HardwareError(f"{src}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except ValueError as e:
-        raise HardwareError(f"{src}: not valid JSON ({e})") from None
+    doc = read_json(p, src, HardwareError)
     return doc, profile_from_doc(doc, src)
 
 

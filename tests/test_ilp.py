@@ -119,6 +119,8 @@ def _modes(rng, m):
 def test_schedule_ilp_equals_brute_force(seed):
     rng = np.random.default_rng(seed)
     modes = _modes(rng, int(rng.integers(2, 4)))
+    if seed % 2:     # odd seeds: the last mode may only follow the first (like Hybridiff after cfg)
+        modes[-1] = dataclasses.replace(modes[-1], after=(modes[0].name,))
     steps = int(rng.integers(3, 7))
     budget = int(rng.integers(0, steps))
     lo = int(rng.integers(1, steps + 1))
@@ -135,6 +137,35 @@ def test_schedule_ilp_equals_brute_force(seed):
     assert warm.objective == pytest.approx(brute[0], rel=1e-9)
     assert S.evaluate(modes, S.dp_schedule(modes, steps, budget, window))[0] == pytest.approx(brute[0], rel=1e-9)
     assert cold.approx_steps <= budget
+
+
+def test_a_mode_that_must_follow_another_never_opens_the_schedule_or_follows_a_third():
+    """Mode.after (Hybridiff's window opens out of its CFG phase): the cheapest mode by far
+    may not start at step 1 and may only follow `cfg`, so the optimum goes through cfg
+    even though `other` is cheaper than cfg."""
+    cfg = S.Mode("cfg", (), (1.0,))
+    other = S.Mode("other", (), (0.9,))
+    window = S.Mode("window", (), (0.1,), (), (True,), after=("cfg",))
+    modes = [cfg, other, window]
+    for runs in (S.dp_schedule(modes, 6, 3), S.solve_schedule(modes, 6, 3, warm=False).runs,
+                 S.brute_force(modes, 6, 3)[1]):
+        assert runs[0][0] != 2
+        assert all(modes[runs[i - 1][0]].name == "cfg" for i, (m, _, _) in enumerate(runs) if m == 2)
+        assert any(m == 2 for m, _, _ in runs)
+    assert S.brute_force(modes, 6, 3)[0] == pytest.approx(S.evaluate(modes, S.dp_schedule(modes, 6, 3))[0])
+
+
+def test_recommended_schedules_are_legal():
+    """What the search recommends passes the planner's own legality check (a Hybridiff
+    segment right after its CFG phase, and the rest) on scenarios that produce schedules."""
+    for model, gpu, n, intra in (("ref-dit-tiny", "cpu", 2, None), ("sdxl", "rtx3090", 2, "pcie3"),
+                                 ("pixart-alpha", "l40", 8, "pcie4-2socket")):
+        f = zoo.facts(model)
+        sc = Scenario(model=model, height=f.default_height, width=f.default_width, steps=f.default_steps)
+        spec = zoo.build(model, sc.height, sc.width)
+        cluster = build_cluster(gpu, n, intra=intra) if intra else build_cluster(gpu, n)
+        rec = search(spec, sc, cluster, PROFILE).recommended
+        assert plan_errors(parse_plan(rec.plan), spec, sc, n) == [], rec.plan
 
 
 def test_schedule_found_by_search_and_its_objective_is_predict(sdxl_3090):

@@ -172,7 +172,7 @@ def _bad_inputs(tmp_path):
     out = str(tmp_path / "out.html")
     return [
         (["report", "chart", str(tmp_path / "run.json"), "--out", out], "report kind 'chart'"),
-        (["report", "run", str(tmp_path / "nothing.json"), "--out", out], "no such file"),
+        (["report", "run", str(tmp_path / "nothing.json"), "--out", out], "not found"),
         (["report", "run", str(tmp_path / "broken.json"), "--out", out], "not valid JSON"),
         (["report", "plan", str(tmp_path / "run.json"), "--out", out], "not a `plan --json` document"),
         (["report", "profile", str(tmp_path / "run.json"), "--out", out], "not a hardware profile"),

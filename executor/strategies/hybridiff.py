@@ -93,7 +93,8 @@ class Hybridiff:
                 c, last_u = both[0], both[1]
                 lat = rt.sched.step(lat, guide(c, last_u, job.guidance), i)
                 history.append(rel_mae(c, last_u))
-                if start is None and self.window_opens(history, n, len(steps), k, warm):
+                # (a window needs at least one step left in this segment)
+                if start is None and n + 1 < len(steps) and self.window_opens(history, n, len(steps), k, warm):
                     start = n + 1
                 continue
             if n == start:                                      # switch: rank 0's State at the cut

@@ -20,6 +20,7 @@ Integer program (steps t = 1..T, modes m, phases p of m):
     X[t,m] = sum_p x[t,m,p];  e[t,m] >= X[t-1,m] - X[t,m];  v[t,m] >= X[t,m] - X[t-1,m]
     sum of x over approximate phases <= B                  the --approx-steps budget
     sum of switch arcs <= MAX_SWITCHES                      at most one window (in and out)
+    s[t,a,b] = 0 unless b may follow a (Mode.after); no run of such a b at t = 1
     approximate phases only at steps inside the allowed window (others not created)
     minimise  sum f-increment(m,p) x[t,m,p] + sum out(m) e[t,m] + sum in(m) v[t,m]
 A switch costs out(leaving mode) + in(entering mode) (re-sharding the latent). Every run
@@ -55,6 +56,10 @@ class Mode:
     approx_cycle: tuple[bool, ...] = ()
     out_s: float = 0.0                   # leaving this mode after a step (re-shard)
     in_s: float = 0.0                    # entering it
+    # a run of this mode may only start right after a run of one of these modes (by
+    # name), never at step 1: Hybridiff's window continues its CFG-parallel phase (it
+    # needs the last unconditional prediction and the handover of the stage boundary)
+    after: tuple[str, ...] = ()
     data: object = field(default=None, compare=False)   # caller's payload (plan, ...)
 
     def __post_init__(self):
@@ -85,6 +90,12 @@ class Mode:
 
     def run_approx(self, n: int) -> int:
         return sum(self.step_approx(self.phase(k)) for k in range(1, n + 1))
+
+
+def may_follow(modes: list[Mode], a: int | None, b: int) -> bool:
+    """Can a run of mode b start after a run of mode a (a = None: at step 1)?"""
+    after = modes[b].after
+    return not after or (a is not None and modes[a].name in after)
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ def dp_schedule(modes: list[Mode], steps: int, budget: int, window=None, max_swi
     best: dict = {}
     for m, mode in enumerate(modes):
         a = int(mode.step_approx(0))
-        if a and not lo <= 1 <= hi or a > budget:
+        if a and not lo <= 1 <= hi or a > budget or not may_follow(modes, None, m):
             continue
         best[m, 0, a, 0] = (mode.step_cost(0) + eps * a, None)
     layers = [best]
@@ -155,7 +166,7 @@ def dp_schedule(modes: list[Mode], steps: int, budget: int, window=None, max_swi
         for (m0, u, s), (c, src) in leave.items():       # switch to another mode, phase 0
             for m, mode in enumerate(modes):
                 a = int(mode.step_approx(0))
-                if m == m0 or (a and not lo <= t <= hi) or u + a > budget:
+                if m == m0 or (a and not lo <= t <= hi) or u + a > budget or not may_follow(modes, m0, m):
                     continue
                 cand = c + mode.in_s + mode.step_cost(0) + eps * a * t
                 if cand < cur.get((m, 0, u + a, s + 1), (inf,))[0]:
@@ -193,7 +204,7 @@ def solve_schedule(modes: list[Mode], steps: int, budget: int, window: tuple[int
     for t in range(1, steps + 1):
         for m, mode in enumerate(modes):
             for p in range(mode.phases if t > 1 else 1):
-                if mode.step_approx(p) and not lo <= t <= hi:
+                if mode.step_approx(p) and not lo <= t <= hi or t == 1 and not may_follow(modes, None, m):
                     continue
                 x[t, m, p] = new_var(prob, f"x_{t}_{m}_{p}", cat="Binary")
 
@@ -205,7 +216,7 @@ def solve_schedule(modes: list[Mode], steps: int, budget: int, window: tuple[int
     prob += pulp.lpSum(get(1, m, 0) for m in range(len(modes))) == 1
     for t in range(2, steps + 1):
         # switch arcs: leave mode a after step t-1, enter mode b in phase 0 at step t
-        sw = {(a, b): new_var(prob, f"s_{t}_{a}_{b}", lowBound=0)
+        sw = {(a, b): new_var(prob, f"s_{t}_{a}_{b}", lowBound=0, upBound=None if may_follow(modes, a, b) else 0)
               for a in range(len(modes)) for b in range(len(modes)) if a != b}
         objective += [(modes[a].out_s + modes[b].in_s) * v for (a, b), v in sw.items()]
         switches += sw.values()
@@ -291,6 +302,8 @@ def brute_force(modes: list[Mode], steps: int, budget: int, window=None,
                 runs.append((m, t, t))
         if len(runs) - 1 > max_switches or not all(_window_ok(modes[m], a, b - a + 1, (lo, hi))
                                                     for m, a, b in runs):
+            continue
+        if not all(may_follow(modes, runs[i - 1][0] if i else None, m) for i, (m, _, _) in enumerate(runs)):
             continue
         total, approx = evaluate(modes, runs)
         if approx <= budget and (best is None or total < best[0] - 1e-12):

@@ -24,6 +24,7 @@ from ..cost.predict import predict, reshard_s
 from ..layout import XDIT_ORDER, Layout, layout_for
 from ..plan import Plan, Segment, parse_plan
 from ..strategies import STRATEGIES, approx_steps
+from ..strategies.hybridiff import cfg_phase
 from .schedule import Mode, Schedule, dp_schedule, evaluate, solve_schedule
 
 MAX_MODES = 7          # candidate plans per schedule (besides Hybridiff windows)
@@ -52,6 +53,11 @@ class Candidate:
     def at(self, n: int) -> Plan:
         """The plan string of a run of n steps."""
         return self.plan.replace(k=n) if self.windowed else self.plan
+
+    def opens_after(self) -> tuple[str, ...]:
+        """Plans a run of this candidate must follow (schedule.Mode.after): Hybridiff's
+        window opens out of its own CFG-parallel phase, the plan with cfg in its place."""
+        return (str(cfg_phase(self.plan)),) if self.windowed else ()
 
 
 def _engine_for(eng: Engine, plan: Plan, n: int) -> Engine:
@@ -99,7 +105,7 @@ def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) ->
     auto = automaton([v[0] for v in vals], [v[1] for v in vals], period)
     mode = None
     if auto is not None:
-        mode = Mode(str(cand.at(1)), *auto, out_s=reshard_s(eng), data=cand)
+        mode = Mode(str(cand.at(1)), *auto, out_s=reshard_s(eng), after=cand.opens_after(), data=cand)
         full_cost, full_approx = f(sc.steps)
         if (abs(mode.run_cost(sc.steps) - full_cost) > 1e-9 * full_cost
                 or mode.run_approx(sc.steps) != full_approx):
@@ -110,7 +116,7 @@ def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) ->
         d = [c[0]] + [y - x for x, y in zip(c, c[1:])]
         ap = [bool(a[0])] + [bool(y - x) for x, y in zip(a, a[1:])]
         mode = Mode(str(cand.at(1)), tuple(d[:-1]), (d[-1],), tuple(ap[:-1]), (ap[-1],),
-                    out_s=reshard_s(eng), data=cand)
+                    out_s=reshard_s(eng), after=cand.opens_after(), data=cand)
     return mode
 
 
@@ -138,7 +144,12 @@ def candidates(preds, exact_only: bool = False) -> list[Candidate]:
     take(fit, MAX_MODES)
     out = [Candidate(plans[p]) for p in chosen]
     if not exact_only:
-        out += [Candidate(plans[p.plan].replace(k=None), windowed=True) for p in fit if "hybridiff" in p.plan][:2]
+        windows = [Candidate(plans[p.plan].replace(k=None), windowed=True) for p in fit if "hybridiff" in p.plan][:2]
+        for w in windows:     # a window needs its CFG phase among the candidates
+            cfg = cfg_phase(w.plan)
+            if str(cfg) not in {str(c.plan) for c in out} and any(p.plan == str(cfg) for p in fit):
+                out.append(Candidate(cfg))
+        out += windows
     return out
 
 

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .. import errors
 from ..errors import UsageError
 
 # Qualitative colours shared by every report, so "compute" or "exact" look the same
@@ -206,16 +207,4 @@ def write_json_atomic(path, doc) -> Path:
 
 def read_json(path) -> object:
     """A JSON document, or UsageError naming the file and what is wrong with it."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        raise UsageError(f"{p}: is a directory, not a JSON file") from None
-    except FileNotFoundError:
-        raise UsageError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{p}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{p}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    return errors.read_json(path, str(path))

@@ -18,6 +18,13 @@ from .checks import stale_steps
 DEFAULT_K = 5
 
 
+def cfg_phase(plan):
+    """Hybridiff's CFG-parallel phase: `plan` with its hybridiff dimension as cfg. A
+    schedule segment of hybridiff opens its window out of this plan (it needs the last
+    unconditional prediction and the stage-boundary handover of a CFG step)."""
+    return plan.replace(hybridiff=None, k=None, cfg=plan.degree("hybridiff"))
+
+
 class Hybridiff(Strategy):
     key = "hybridiff"
     exact = False
