@@ -76,7 +76,7 @@ def one(index: int) -> dict:
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
             "predicted": len(res.ranked), "recommended": rec.plan if rec else "none",
             "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if pl else 0.0,
-            "placement_order": " < ".join(pl["order"]) if pl and pl["gain"] > 0 else "",
+            "placement_order": " < ".join(pl["order"]) if pl and pl["gain"] >= 0.0005 else "",
             "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}
 
 
@@ -128,7 +128,8 @@ def main() -> int:
         return "`" + plan.replace("|", "\\|") + "`"
     for label, target, ok, m in rows:
         tgt = f"<= {target:g} s" if target else "-"
-        gain = f"{m['placement_gain']:.1%} ({m['placement_order']})" if m["placement_gain"] > 0 else "0"
+        # gains below 0.05% are ties (no placement order is named for them)
+        gain = f"{m['placement_gain']:.1%} ({m['placement_order']})" if m["placement_order"] else "0"
         lines.append(f"| {label} | {m['gpus']} | {m['seconds']:.2f} s | {m['ilp_seconds']:.2f} s | {tgt} | "
                      f"{ok or '-'} | {m['considered']} | {m['predicted']} | {cell(m['recommended'])} | "
                      f"{m['speedup']:.2f}x | {gain} |")
