@@ -76,11 +76,15 @@ def _grid(f: ModelFacts, height: int, width: int, frames: int, text_tokens: int 
                 lh=height // f.vae_spatial, lw=width // f.vae_spatial, patch=f.patch, text=text)
 
 
-@functools.lru_cache(maxsize=512)
 def build(model: str, height: int, width: int, frames: int = 1,
           text_tokens: int | None = None) -> ModelSpec:
     """The model's denoiser, text encoders and VAE decoder at one scenario's sizes."""
     f = facts(model)
-    grid = _grid(f, height, width, frames, text_tokens)
+    grid = _grid(f, height, width, frames, text_tokens)    # checked before the cache: 1024.0 == 1024
+    return _build(f, grid)
+
+
+@functools.lru_cache(maxsize=512)
+def _build(f, grid) -> ModelSpec:
     family = importlib.import_module(f"planner.zoo.{f.family}")
     return family.build(f, grid)
