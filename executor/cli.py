@@ -36,6 +36,8 @@ def register(sub, common) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds a collective may wait (default 120)")
     p.add_argument("--hw-profile", help="hardware profile (default: hw_profiles/local.json if present)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write an interactive HTML report: measured against predicted, time per step, fidelity")
     p.set_defaults(func=lambda args: cmd_run(args, common))
 
 
@@ -65,6 +67,9 @@ def _check_options(args) -> str:
             raise _usage(f"--{name} {v}: must be >= 1")
     if args.warmup_runs < 0 or args.timeout <= 0 or args.tolerance < 0:
         raise _usage("--warmup-runs, --tolerance must be >= 0 and --timeout > 0")
+    if args.report:      # refused before any rank starts, not after the run
+        from planner.report.html import check_out_path
+        check_out_path(args.report, (".html", ".htm"), "report")
     if backend == "nccl":
         import torch
         if not torch.cuda.is_available():
@@ -172,12 +177,16 @@ def _report(args, m, sc) -> int:
     if m is None:               # torchrun rank > 0: rank 0 reports
         return 0
     from .launch import in_torchrun
+    out = m.to_json() | {"scenario": sc.to_dict(), "recommended": not args.plan, "torchrun": in_torchrun()}
+    if args.report:
+        from planner.report.run import write_run_report
+        write_run_report(out, args.report)
     if args.json:
-        out = m.to_json() | {"scenario": sc.to_dict(), "recommended": not args.plan,
-                             "torchrun": in_torchrun()}
         print(json.dumps(out, indent=1, allow_nan=False))
     else:
         print(m.table())
         if not args.plan:
             print("(plan recommended by the planner for this machine)")
+        if args.report:
+            print(f"report: {args.report}")
     return 0

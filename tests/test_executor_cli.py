@@ -60,6 +60,16 @@ def test_json_report_of_the_recommended_plan():
     assert not _marked(marker)
 
 
+def test_run_writes_its_html_report(tmp_path):
+    """`run --report`: the measured-against-predicted report of this run, next to the table."""
+    env, _ = _env()
+    out = tmp_path / "run.html"
+    r = _run(TINY + ["--plan", "cfg=2", "--report", str(out)], env)
+    assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    assert "cfg=2" in page and "Plotly.newPlot" in page and f"report: {out}" in r.stdout
+
+
 @pytest.mark.parametrize("args, says", [
     (["--nproc", "3", "--plan", "cfg=2"], "uses 2 GPUs"),
     (["--plan", "cfg=2 foo=2"], "unknown plan key 'foo'"),
@@ -71,6 +81,8 @@ def test_json_report_of_the_recommended_plan():
     (["--plan", "hybridiff=2 k=9"], "smaller than the 8 steps"),
     (["--plan", "ulysses=2", "--model", "ref-video-tiny", "--frames", "3"], "whole frames"),
     (["--repeats", "0"], "--repeats 0"),
+    (["--plan", "cfg=2", "--report", "run.txt"], "give a file name ending in .html"),
+    (["--plan", "cfg=2", "--report", "/nonexistent-dir/run.html"], "does not exist"),
 ])
 def test_bad_options_get_one_line_and_exit_code_2(args, says):
     env, _ = _env()
