@@ -191,3 +191,28 @@ def test_tp_loses_to_patch_and_sequence_methods_for_sdxl_1024():
     tp = run("tp=4", "sdxl", "a100-sxm4-80gb", 4, "nvswitch", **kw).latency_s
     for plan in ("distrifusion=4", "sync_patch=4", "cfg=2 distrifusion=2"):
         assert run(plan, "sdxl", "a100-sxm4-80gb", 4, "nvswitch", **kw).latency_s < tp, plan
+
+
+def _ulysses_comms(model: str) -> dict[str, int]:
+    """What ulysses=2 communicates per forward, by purpose: count of collectives."""
+    from collections import Counter
+
+    from planner.cost.engine import Engine
+    from planner.layout import layout_for
+    f = zoo.facts(model)
+    sc = Scenario(model=model, height=f.default_height, width=f.default_width, frames=f.default_frames,
+                  steps=f.default_steps)
+    spec = zoo.build(model, sc.height, sc.width, sc.frames)
+    plan = parse_plan("ulysses=2")
+    eng = Engine(spec, sc, build_cluster("h100-sxm5-80gb", 2, intra="nvswitch"), PROFILE, plan, layout_for(plan))
+    return Counter(c.what for b in spec.blocks for c in STRATEGIES["ulysses"].layer_comm(2, plan, b, eng.local))
+
+
+def test_ulysses_communication_follows_the_layers():
+    """Joint attention all-gathers its text output over the heads (MM-DiT); a 3x3 conv
+    under a row split exchanges halo rows and a GroupNorm its statistics (U-Net); a DiT's
+    2x2 stride-2 patch embedding reads no neighbour rows."""
+    sd3, pixart, sdxl = _ulysses_comms("sd3-medium"), _ulysses_comms("pixart-alpha"), _ulysses_comms("sdxl")
+    assert sd3["joint-attention text output all-gather"] == sd3["O all-to-all"] > 0
+    assert "joint-attention text output all-gather" not in pixart and "conv halo rows" not in pixart
+    assert sdxl["conv halo rows"] > 0 and sdxl["GroupNorm statistics"] > 0

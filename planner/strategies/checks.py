@@ -41,7 +41,14 @@ def spatial_comms(key: str, block, local, overlap: str) -> list:
 
     from ..spec import OpKind
     from .base import Comm
-    convs = [o for o in block.ops if o.kind is OpKind.CONV and o.taps > 1 and not o.text]
+    def overlaps(o) -> bool:
+        """A kernel wider than its stride reads rows of the neighbouring slice (a 3x3 conv
+        does; a DiT's 2x2 stride-2 patch embedding does not)."""
+        side = math.sqrt(o.taps)
+        stride = math.sqrt(max((o.in_tokens or o.tokens) / max(o.tokens, 1), 1.0))
+        return side > stride + 1e-9
+
+    convs = [o for o in block.ops if o.kind is OpKind.CONV and o.taps > 1 and not o.text and overlaps(o)]
     if not convs:
         return []
     frames, h, w = local.latent

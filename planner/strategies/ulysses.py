@@ -36,5 +36,12 @@ class Ulysses(Strategy):
         per = sum(op.groups * op.tokens / local.shard.seq * op.heads / local.tp * op.head_dim
                   for op in ops) * local.batch * local.elem
         # Q, K and V go in one all-to-all (three tensors' bytes), O in another
-        return [Comm("all_to_all", "ulysses", 3 * per, BLOCKING, what="Q,K,V all-to-all"),
-                Comm("all_to_all", "ulysses", per, BLOCKING, what="O all-to-all")]
+        out = [Comm("all_to_all", "ulysses", 3 * per, BLOCKING, what="Q,K,V all-to-all"),
+               Comm("all_to_all", "ulysses", per, BLOCKING, what="O all-to-all")]
+        # joint (MM-DiT) attention: the text is whole on every rank; each rank attends with
+        # its heads' share of the text queries, and the text output is all-gathered over
+        # the heads (the gathered output: every head of the text tokens)
+        text = sum(op.groups * op.q_ctx * op.heads / local.tp * op.head_dim for op in ops) * local.batch * local.elem
+        if text:
+            out.append(Comm("all_gather", "ulysses", text, BLOCKING, what="joint-attention text output all-gather"))
+        return out
