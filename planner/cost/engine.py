@@ -18,7 +18,7 @@ from ..cluster import Cluster
 from ..hardware import GpuSpec, Profile
 from ..plan import Plan
 from ..spec import ModelSpec, Scenario
-from ..strategies import STRATEGIES, scheduling_strategy
+from ..strategies import STRATEGIES, scheduling_strategy, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
 from . import compute
 from .comm import collective_time
@@ -204,7 +204,7 @@ class Engine:
 
     # ---------------------------------------------------------------- default schedule
     def warmup_steps(self) -> int:
-        return min(self.sc.steps, max((STRATEGIES[k].warmup(self.plan) for k in self.plan.keys), default=0))
+        return min(self.sc.steps, warmup_steps(self.plan))
 
     def layerwise(self, detail: bool) -> Denoise:
         """Every rank runs all blocks in order on its share; warm-up steps (if a strategy

@@ -23,7 +23,7 @@ from ..cost.engine import Engine, schedule
 from ..cost.predict import predict, reshard_s
 from ..layout import XDIT_ORDER, Layout, layout_for
 from ..plan import Plan, Segment, parse_plan
-from ..strategies import STRATEGIES, approx_steps
+from ..strategies import approx_steps, warmup_steps
 from ..strategies.hybridiff import cfg_phase
 from .schedule import Mode, Schedule, dp_schedule, evaluate, solve_schedule
 
@@ -92,7 +92,7 @@ def automaton(costs: list[float], approx: list[int], max_period: int):
 def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) -> Mode:
     plan = cand.plan
     eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, order))
-    warm = max((STRATEGIES[k].warmup(plan) for k in plan.keys), default=0)
+    warm = warmup_steps(plan)
     # steps one round finishes: AsyncDiff's stride S, ParaStep's degree (a run's cost
     # grows by a round every that many steps)
     period = max(1, int(plan.get("stride", 1)), plan.degree("parastep"))

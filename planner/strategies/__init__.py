@@ -32,6 +32,11 @@ def scheduling_strategy(plan) -> Strategy | None:
     return None
 
 
+def warmup_steps(plan) -> int:
+    """Synchronous warm-up steps the plan runs first: the longest of its strategies'."""
+    return max((STRATEGIES[k].warmup(plan) for k in plan.keys), default=0)
+
+
 def approx_steps(plan, steps: int) -> int:
     """Steps run by "approx"-fidelity strategies (see Strategy.fidelity)."""
     def one(p, n):
