@@ -31,12 +31,41 @@ import torch
 from .comm import Comm, Group
 
 
+class StaleGather:
+    """All-gathers whose result is used one call later (DistriFusion's stale exchange):
+    each call starts the gather of this call's values and returns the previous call's,
+    waited for; K/V buffers and row exchanges share it."""
+
+    def __init__(self, comm: Comm, group: Group):
+        self.comm, self.group = comm, group
+        self.pending: dict = {}    # key -> (gathered buffer, work) in flight
+
+    def swap(self, key, fresh: torch.Tensor):
+        """Start gathering `fresh` under `key`; the gathered values of the previous call
+        with this key (None the first time)."""
+        old = self.pending.pop(key, None)
+        self.pending[key] = self.comm.all_gather_async(fresh, self.group)
+        if old is None:
+            return None
+        buf, work = old
+        if work is not None:
+            work.wait()
+        return buf
+
+    def finish(self) -> None:
+        """Wait for every gather still in flight."""
+        for _, work in self.pending.values():
+            if work is not None:
+                work.wait()
+        self.pending.clear()
+
+
 class Rows:
     def __init__(self, comm: Comm, group: Group, exchange: str, table: bool):
         self.comm, self.group, self.exchange, self.use_table = comm, group, exchange, table
         self.halos: dict = {}      # layer -> [B, C, rows, W] last known rows
         self.stats: dict = {}      # layer -> [2, B, G, rows] last known per-row (mean, M2)
-        self.pending: dict = {}    # layer -> (gathered buffer, work) of an asynchronous exchange
+        self.stale = StaleGather(comm, group)   # the "async" exchange
 
     # ---------------------------------------------------------------- geometry
     @staticmethod
@@ -54,20 +83,10 @@ class Rows:
         asynchronous exchange when asked."""
         if mode == "sync":
             return self.comm.all_gather(fresh, self.group)
-        old = self.pending.pop(key, None)
-        self.pending[key] = self.comm.all_gather_async(fresh, self.group)
-        if old is None:
-            return None
-        buf, work = old
-        if work is not None:
-            work.wait()
-        return buf
+        return self.stale.swap(key, fresh)
 
     def finish(self) -> None:
-        for buf, work in self.pending.values():
-            if work is not None:
-                work.wait()
-        self.pending.clear()
+        self.stale.finish()
 
     # ---------------------------------------------------------------- conv halos
     def halo(self, ctx, mod, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..context import Ctx, sdpa_text
-from ..spatial import Rows
+from ..spatial import Rows, StaleGather
 
 EXCHANGE = {"stale": "async", "sync": "sync", "none": "none"}
 
@@ -29,7 +29,7 @@ class PatchCtx(Ctx):
         self.group, self.mode = group, mode
         self.rows = Rows(self.comm, group, exchange=EXCHANGE[mode], table=mode == "stale")
         self.kv: dict = {}          # layer -> [2, B, H, N, hd] full-image K/V (stale outside this slice)
-        self.pending: dict = {}     # layer -> (gathered buffer, work) in flight
+        self.stale = StaleGather(self.comm, group)   # last step's K/V slices of every rank
 
     def attention(self, mod, q, k, v, text=None):
         if self.mode == "none":
@@ -42,14 +42,10 @@ class PatchCtx(Ctx):
                 self.kv[mod.lid] = full
         else:
             full = self.kv[mod.lid]
-            old = self.pending.pop(mod.lid, None)
-            if old is not None:                       # last step's slices of every rank
-                buf, work = old
-                if work is not None:
-                    work.wait()
+            buf = self.stale.swap(mod.lid, kv)        # send this step's, get last step's slices
+            if buf is not None:
                 full.copy_(torch.cat(buf.unbind(0), dim=3))
             full[:, :, :, i * n:(i + 1) * n] = kv     # this rank's slice is fresh
-            self.pending[mod.lid] = self.comm.all_gather_async(kv, self.group)
         return sdpa_text(q, full[0], full[1], text)
 
     def halo(self, mod, x):
@@ -59,10 +55,7 @@ class PatchCtx(Ctx):
         return self.rows.group_norm(self, mod, x)
 
     def finish(self) -> None:
-        for buf, work in self.pending.values():
-            if work is not None:
-                work.wait()
-        self.pending.clear()
+        self.stale.finish()
         self.rows.finish()
 
 

@@ -83,9 +83,7 @@ class PipeFusion:
     key = "pipefusion"
 
     def model(self, setup):
-        m = setup.rt.build_model()
-        if setup.plan.degree("tp") > 1:
-            tp.shard(m, setup.group("tp"))
+        m = tp.build_sharded(setup)
         m.keep_blocks(*setup.stages[setup.group("pipefusion").index])
         return m
 

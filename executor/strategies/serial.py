@@ -9,23 +9,16 @@ latent (the planner's "one all-gather of the latent at the end of denoising").
 """
 from __future__ import annotations
 
-from planner.strategies import STRATEGIES
+from planner.strategies import warmup_steps
 
 from . import hybridiff, tp
-
-
-def warmup_steps(plan) -> int:
-    return max((STRATEGIES[k].warmup(plan) for k in plan.keys), default=0)
 
 
 class Layerwise:
     key = "serial"
 
     def model(self, setup):
-        m = setup.rt.build_model()
-        if setup.plan.degree("tp") > 1:
-            tp.shard(m, setup.group("tp"))
-        return m
+        return tp.build_sharded(setup)
 
     def run(self, setup, x, steps):
         from . import layer_ctx

@@ -21,6 +21,14 @@ def _take(t: torch.Tensor, dim: int, index: int, parts: int) -> torch.Tensor:
     return t.chunk(parts, dim=dim)[index].clone()
 
 
+def build_sharded(setup):
+    """The rank's model: built whole, then tensor-parallel sharded when the plan has tp."""
+    m = setup.rt.build_model()
+    if setup.plan.degree("tp") > 1:
+        shard(m, setup.group("tp"))
+    return m
+
+
 def shard(model: nn.Module, group) -> None:
     """Slice the model's weights in place to this rank's share of the tp group."""
     i, n = group.index, group.size
