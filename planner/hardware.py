@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import read_json
+
 HW_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
 OP_CLASSES = ("gemm", "conv", "attn", "mem")   # mem = norms + elementwise (bandwidth bound)
 
@@ -108,7 +110,6 @@ class LinkSpec:
 
 # ---------------------------------------------------------------- loading
 def _read_json(path: Path, what: str) -> dict:
-    from .errors import read_json
     return read_json(path, f"{what} file {path}", HardwareError)
 
 

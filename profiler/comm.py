@@ -27,6 +27,8 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 
+from .timing import _loop_time
+
 KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
 
 
@@ -186,12 +188,7 @@ def _concurrency(torch, dist, dt, rank: int, n: int, repeats: int) -> dict:
         return x + h @ w2
 
     def times(k: int) -> list[float]:
-        ts = []
-        for _ in range(k):
-            t0 = time.perf_counter()
-            work()
-            ts.append(time.perf_counter() - t0)
-        return ts
+        return [_loop_time(work, 1, "cpu") for _ in range(k)]
 
     # alone and together alternate in rounds, so that a slow spell of the host (a noisy
     # neighbour on a VM) does not land on one side only; medians over all rounds

@@ -294,12 +294,7 @@ def brute_force(modes: list[Mode], steps: int, budget: int, window=None,
     lo, hi = window or (1, steps)
     best = None
     for seq in itertools.product(range(len(modes)), repeat=steps):
-        runs = []
-        for t, m in enumerate(seq, 1):
-            if runs and runs[-1][0] == m:
-                runs[-1] = (m, runs[-1][1], t)
-            else:
-                runs.append((m, t, t))
+        runs = _runs(list(seq))
         if len(runs) - 1 > max_switches or not all(_window_ok(modes[m], a, b - a + 1, (lo, hi))
                                                     for m, a, b in runs):
             continue

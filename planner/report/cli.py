@@ -44,7 +44,8 @@ def render(kind: str, doc, out) -> None:
 
 
 def cmd_report(args) -> int:
-    from .html import check_out_path, read_json
+    from ..errors import read_json
+    from .html import check_out_path
     if args.kind not in KINDS:
         raise UsageError(f"report kind '{args.kind}': accepted: {', '.join(KINDS)}")
     src = Path(args.input)
@@ -52,7 +53,7 @@ def cmd_report(args) -> int:
     check_out_path(out, (".html", ".htm"), "report")
     if out.resolve() == src.resolve():
         raise UsageError(f"--out {out}: would overwrite the input")
-    doc = read_json(src)
+    doc = read_json(src, str(src))
     try:
         render(args.kind, doc, out)
     except UsageError as e:     # name the input, unless the message is about the output

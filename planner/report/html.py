@@ -13,7 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from .. import errors
 from ..errors import UsageError
 
 # Qualitative colours shared by every report, so "compute" or "exact" look the same
@@ -203,8 +202,3 @@ def write_atomic(path, text: str) -> Path:
 
 def write_json_atomic(path, doc) -> Path:
     return write_atomic(path, json.dumps(doc, allow_nan=False) + "\n")
-
-
-def read_json(path) -> object:
-    """A JSON document, or UsageError naming the file and what is wrong with it."""
-    return errors.read_json(path, str(path))
