@@ -56,6 +56,7 @@ def one(index: int) -> dict:
     from planner import zoo
     from planner.cluster import build_cluster, load_cluster_file
     from planner.hardware import default_profile
+    from planner.ilp.placement import TIE_GAIN
     from planner.search import search
     from planner.spec import Scenario
     label, target, scen, clus, opts = SCENARIOS[index]
@@ -76,7 +77,7 @@ def one(index: int) -> dict:
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
             "predicted": len(res.ranked), "recommended": rec.plan if rec else "none",
             "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if pl else 0.0,
-            "placement_order": " < ".join(pl["order"]) if pl and pl["gain"] >= 0.0005 else "",
+            "placement_order": " < ".join(pl["order"]) if pl and pl["gain"] >= TIE_GAIN else "",
             "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}
 
 

@@ -78,7 +78,8 @@ def summary_lines(ilp: dict) -> list[str]:
     lines = []
     pl = ilp.get("placement")
     if pl and pl.get("xdit_order"):
-        if pl["order"] != pl["xdit_order"] and pl["gain"] >= 0.0005:   # below 0.05%: a tie
+        from .placement import TIE_GAIN
+        if pl["order"] != pl["xdit_order"] and pl["gain"] >= TIE_GAIN:
             lines.append(f"placement: {' < '.join(pl['order'])} (inner < outer) is {pl['gain']:.1%} faster "
                          f"than xDiT's order {' < '.join(pl['xdit_order'])} "
                          f"({pl['xdit_latency_s']:.4g} s -> {pl['latency_s']:.4g} s)")
