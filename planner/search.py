@@ -153,6 +153,10 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
     if schedules and not exact_only and cluster.n > 1:
         choice = _schedule(preds, model, sc, cluster, profile, approx_budget, approx_window,
                            schedule_time_limit)
+        if choice is not None and placement == "search":
+            pl = _place_schedule(choice, model, sc, cluster, profile)
+            if pl.tried:        # some run has two dimensions: there was an order to choose
+                placements.append(pl)
         if choice is not None:
             preds.append(choice.prediction)
             preds.sort(key=_rank)
@@ -194,13 +198,24 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
         pl = place(parse_plan(preds[i].plan), model, sc, cluster, profile, xdit_pred=preds[i])
         placements.append(pl)
         best = min(best, pl.latency_s)
-        if pl.order != pl.xdit_order:
-            p = pl.prediction
-            p.notes.append(f"layout (inner < outer): {' < '.join(pl.order)}; {pl.gain:.1%} faster than "
-                           f"xDiT's order {' < '.join(pl.xdit_order)} ({pl.xdit_latency_s:.4g} s)")
-            out[i] = p
+        if pl.moved:
+            pl.prediction.notes.append(pl.note())
+            out[i] = pl.prediction
     out.sort(key=lambda p: (not p.fits, p.latency_s))
     return out, placements
+
+
+def _place_schedule(choice, model, sc, cluster, profile):
+    """Re-place the schedule's runs (planner/ilp/placement.place_schedule); a faster
+    order replaces the schedule's prediction, with a note."""
+    from .ilp.placement import place
+    from .plan import parse_plan
+    pl = place(parse_plan(choice.prediction.plan), model, sc, cluster, profile, xdit_pred=choice.prediction)
+    if pl.moved:
+        pl.prediction.notes.extend(n for n in choice.prediction.notes if n not in pl.prediction.notes)
+        pl.prediction.notes.append(pl.note())
+        choice.prediction = pl.prediction
+    return pl
 
 
 def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):

@@ -284,6 +284,68 @@ def test_placement_is_never_worse_than_xdit():
         assert p.latency_s <= p.xdit_latency_s * (1 + 1e-12)
 
 
+def test_schedule_placement_is_the_best_order_of_its_runs():
+    """A schedule's runs share one layout order: every order is predicted (brute force
+    here) and the placement picks the fastest, never slower than xDiT's order."""
+    import itertools
+    m, sc = scenario("flux.1-dev")
+    c = build_cluster("l40", 16, 2, "pcie4-2socket", "ethernet")
+    plan = parse_plan("ulysses=2 ring=2 tp=4 | 10-14: parastep=16")
+    got = pl.place(plan, m, sc, c, PROFILE)
+    dims = ("tp", "ulysses", "ring", "parastep")
+    every = [predict(plan, m, sc, c, PROFILE, layout=pl._order_layout(o)).latency_s
+             for o in itertools.permutations(dims)]
+    assert got.latency_s == pytest.approx(min(every), rel=1e-12)
+    assert got.xdit_order == dims and got.latency_s < got.xdit_latency_s and got.moved
+    # the base run's dimensions end up as placed for the base plan alone
+    base = pl.place(plan.base(), m, sc, c, PROFILE)
+    assert tuple(d for d in got.order if d != "parastep") == base.order
+    assert got.prediction.latency_s == got.latency_s
+
+
+def test_schedule_placement_with_many_orders_uses_the_runs_own_placements(monkeypatch):
+    m, sc = scenario("flux.1-dev")
+    c = build_cluster("l40", 16, 2, "pcie4-2socket", "ethernet")
+    plan = parse_plan("ulysses=2 ring=2 tp=4 | 10-14: parastep=16")
+    monkeypatch.setattr(pl, "MAX_SCHEDULE_ORDERS", 1)
+    got = pl.place(plan, m, sc, c, PROFILE)
+    assert got.tried == 1 and got.order[:3] == pl.place(plan.base(), m, sc, c, PROFILE).order
+    assert got.latency_s < got.xdit_latency_s
+
+
+def test_schedule_of_single_dimension_runs_keeps_xdit_order(sdxl_3090):
+    """cfg=2 | 11-15: hybridiff=2: each run has one dimension, so no order changes anything."""
+    m, sc, c = sdxl_3090
+    got = pl.place(parse_plan("cfg=2 | 11-15: hybridiff=2 k=5"), m, sc, c, PROFILE)
+    assert got.tried == 0 and got.order == got.xdit_order and not got.moved
+
+
+def test_search_re_places_a_schedule_it_proposes():
+    """What search() does with the schedule the program chose: a faster order replaces
+    the schedule's prediction (xDiT's order), with a note naming the order and gain."""
+    import types
+
+    from planner.layout import XDIT_ORDER
+    from planner.search import _place_schedule
+    m, sc = scenario("flux.1-dev")
+    c = build_cluster("l40", 16, 2, "pcie4-2socket", "ethernet")
+    plan = parse_plan("ulysses=2 ring=2 tp=4 | 10-14: parastep=16")
+    xdit = predict(plan, m, sc, c, PROFILE, layout=pl._order_layout(XDIT_ORDER))
+    choice = types.SimpleNamespace(prediction=xdit)
+    got = _place_schedule(choice, m, sc, c, PROFILE)
+    assert got.tried > 0 and got.moved and got.xdit_latency_s == xdit.latency_s
+    assert choice.prediction.latency_s == got.latency_s < xdit.latency_s
+    assert got.note() in choice.prediction.notes
+    assert all(n in choice.prediction.notes for n in xdit.notes)
+
+
+def test_search_does_not_place_single_dimension_schedules(sdxl_3090):
+    m, sc, c = sdxl_3090
+    res = search(m, sc, c, PROFILE)
+    assert res.schedule is not None and "|" in res.recommended.plan
+    assert not any("|" in p.plan for p in res.placements)
+
+
 # ---------------------------------------------------------------- unequal GPUs
 @pytest.mark.parametrize("seed", range(6))
 def test_token_split_equals_brute_force(seed):

@@ -42,13 +42,12 @@ def search_options(args, steps: int) -> dict:
 def evaluate_given(plan, model, sc, cluster, profile, placement: str | None):
     """(Prediction, ilp dict) of a user's plan: xDiT's layout unless placement="search"."""
     from ..cost.predict import predict
-    if placement == "search" and not plan.schedule:
+    if placement == "search":
         from .placement import place
         pl = place(plan, model, sc, cluster, profile)
         pred = pl.prediction
-        if pl.order != pl.xdit_order:
-            pred.notes.append(f"layout (inner < outer): {' < '.join(pl.order)}; {pl.gain:.1%} faster than "
-                              f"xDiT's order {' < '.join(pl.xdit_order)}")
+        if pl.moved:
+            pred.notes.append(pl.note())
         return pred, {"placement": pl.to_dict(), "placements": [pl.to_dict()], "schedule": None}
     return predict(plan, model, sc, cluster, profile), {"placement": None, "placements": [], "schedule": None}
 

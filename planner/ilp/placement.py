@@ -24,6 +24,11 @@ it. So the best few orders of the program (no-good cuts) and xDiT's order are
 re-evaluated with the full predict(), and the fastest is kept: the answer is never
 predicted slower than xDiT's order. A plan with two dimensions has two orders; both are
 simply predicted.
+
+A switching schedule (`cfg=2 pipefusion=4 | 8-12: cfg=2 parastep=4`) has one order for all
+its runs, as predict() lays schedules out: each run places the dimensions it has in that
+order. Its runs have few dimensions, so every order that lays out some run differently
+is predicted whole (place_schedule).
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 import pulp
 
 from ..cost.engine import Engine, schedule
-from ..cost.predict import predict
+from ..cost.predict import predict, schedule_runs
 from ..layout import XDIT_ORDER, Layout, dimension_sizes, layout_for
 from ..plan import Plan
 from ..strategies import scheduling_strategy
@@ -42,6 +47,9 @@ from .solver import SolveError, SolveInfo, is_one, new_var, solve
 
 K_BEST = 2
 TIME_LIMIT = 2.0
+# A schedule whose dimensions have more orders than this is placed by its runs' own
+# placements instead of every order (5 dimensions: 120 whole-schedule predictions)
+MAX_SCHEDULE_ORDERS = 24
 # A placement this much faster than xDiT's order or less is reported as a tie with it
 # (0.05%: below the cost model's resolution, e.g. 0.8144 s -> 0.8142 s)
 TIE_GAIN = 0.0005
@@ -57,6 +65,15 @@ class Placement:
     prediction: object = None       # spec.Prediction with the chosen order
     info: SolveInfo | None = None
     tried: int = 0                  # orders evaluated with predict()
+
+    @property
+    def moved(self) -> bool:
+        """The order differs from xDiT's by more than a tie (TIE_GAIN)."""
+        return self.order != self.xdit_order and self.gain >= TIE_GAIN
+
+    def note(self) -> str:
+        return (f"layout (inner < outer): {' < '.join(self.order)}; {self.gain:.1%} faster than "
+                f"xDiT's order {' < '.join(self.xdit_order)} ({self.xdit_latency_s:.4g} s)")
 
     @property
     def gain(self) -> float:
@@ -180,10 +197,12 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
           time_limit: float = TIME_LIMIT) -> Placement:
     """The best layout order for `plan` (module doc). xdit_pred: predict() of the plan
     with xDiT's order, if the caller has it."""
+    if plan.schedule:
+        return place_schedule(plan, model, sc, cluster, profile, xdit_pred)
     xdit = layout_for(plan.base(), XDIT_ORDER)
     xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit)
     sizes = dimension_sizes(plan.base())
-    if len(sizes) <= 1 or plan.schedule:
+    if len(sizes) <= 1:
         return Placement(str(plan), xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
     if len(sizes) == 2:
         # two orders: predicting the other one is exact and cheaper than the program
@@ -210,3 +229,43 @@ def _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info) -> Place
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, order, p)
     return Placement(str(plan), best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
+
+
+def _order_layout(order: tuple[str, ...]) -> Layout:
+    """A layout that carries only an order (predict() lays out each run of a schedule
+    in it, skipping the dimensions the run does not have)."""
+    return Layout(tuple((k, 1) for k in order))
+
+
+def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> Placement:
+    """The best single order for every run of a schedule plan (module doc): every order
+    of the runs' dimensions, predicted once per distinct way it lays out the runs; with
+    more than MAX_SCHEDULE_ORDERS orders, each run's own placement (place()) instead."""
+    runs = [p for p, _ in schedule_runs(plan, sc.steps)]
+    dims: list[str] = []
+    for p in runs:
+        dims += [d for d in dimension_sizes(p) if d not in dims]
+    xdit = tuple(sorted(dims, key=XDIT_ORDER.index))
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=_order_layout(xdit))
+    if all(len(dimension_sizes(p)) <= 1 for p in runs):
+        # no run has two dimensions: every order lays out every run the same
+        return Placement(str(plan), xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
+    if math.factorial(len(dims)) <= MAX_SCHEDULE_ORDERS:
+        orders = list(itertools.permutations(dims))
+    else:
+        own = [place(p, model, sc, cluster, profile).order for p in set(runs) if len(dimension_sizes(p)) > 1]
+        orders = [o + tuple(d for d in xdit if d not in o) for o in own]
+
+    def runs_layout(order):
+        return tuple(tuple(d for d in order if d in dimension_sizes(p)) for p in runs)
+    best, seen, tried = (xp.latency_s, xdit, xp), {runs_layout(xdit)}, 0
+    for order in orders:
+        key = runs_layout(order)
+        if key in seen:
+            continue
+        seen.add(key)
+        p = predict(plan, model, sc, cluster, profile, layout=_order_layout(tuple(order)))
+        tried += 1
+        if p.latency_s < best[0] * (1 - 1e-12):
+            best = (p.latency_s, tuple(order), p)
+    return Placement(str(plan), best[1], best[0], xdit, xp.latency_s, best[2], None, tried)
