@@ -78,8 +78,12 @@ def worker(jobs: list[dict], backend: str, timeout_s: float, error_dir: str | No
         if error_dir:
             line = _error_line(e)
             import traceback
-            with open(os.path.join(error_dir, f"rank{rank}.err"), "w") as fh:
+            # written whole, then renamed: the launcher may kill this rank mid-write
+            # (another rank failed first) and must never read half a file
+            path = os.path.join(error_dir, f"rank{rank}.err")
+            with open(path + ".tmp", "w") as fh:
                 fh.write(f"{time.time():.6f} rank {rank}: {line}\n{traceback.format_exc()}")
+            os.replace(path + ".tmp", path)
         raise
     finally:
         if dist.is_initialized():
@@ -107,8 +111,11 @@ def _first_error(error_dir: str, failure) -> str:
     for path in glob.glob(os.path.join(error_dir, "rank*.err")):
         with open(path) as fh:
             first, _, trace = fh.read().partition("\n")
-            stamp, _, line = first.partition(" ")
+        stamp, _, line = first.partition(" ")
+        try:
             lines.append((float(stamp), line, trace))
+        except ValueError:          # not one of ours (worker writes them whole)
+            continue
     if lines:
         _, line, trace = min(lines)
         if os.environ.get("PARADIFF_DEBUG"):     # the whole traceback, for developers
@@ -141,13 +148,19 @@ def launch(jobs, nproc: int, backend: str = "gloo", timeout_s: float = 60.0):
         if name.startswith(("torch.distributed", "torch.multiprocessing")):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")        # inherited by the ranks
+    if backend == "gloo":
+        # gloo ranks are forked from a forkserver that has imported torch and the executor
+        # (fast starts, like fork), never from this process: forking a process whose torch
+        # and gloo threads may hold locks can leave a child hung before it joins the group
+        import multiprocessing
+        multiprocessing.set_forkserver_preload(["torch", "torch.distributed", __name__, "executor.runtime"])
     error_dir = tempfile.mkdtemp(prefix="paradiff-run-")
     # the rendezvous waits for every rank to join; 8 ranks forked on a loaded 2-core machine
     # have been seen to take over a minute, so it gets at least 5 minutes
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
         rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_configs={"timeout": max(300, int(timeout_s))},
-        max_restarts=0, monitor_interval=0.1, start_method="fork" if backend == "gloo" else "spawn",
+        max_restarts=0, monitor_interval=0.1, start_method="forkserver" if backend == "gloo" else "spawn",
         logs_specs=DefaultLogsSpecs(log_dir=error_dir, redirects=Std.ALL), shutdown_timeout=5)
     try:
         out = elastic_launch(config, worker)([j.to_dict() for j in jobs], backend, timeout_s, error_dir)

@@ -103,6 +103,16 @@ def test_a_failing_rank_ends_the_run_cleanly():
     assert not _marked(marker)
 
 
+def test_the_first_error_ignores_a_half_written_error_file(tmp_path):
+    """A rank killed while it writes its error (another rank failed first) must not turn
+    the one-line report into a traceback of the launcher."""
+    from executor.launch import _first_error
+    (tmp_path / "rank0.err").write_text("")
+    (tmp_path / "rank1.err").write_text("12.5 rank 1: RuntimeError: injected fault\ntrace")
+    (tmp_path / "rank2.err").write_text("13.0 rank 2: DistBackendError: peer closed\ntrace")
+    assert _first_error(str(tmp_path), None) == "rank 1: RuntimeError: injected fault"
+
+
 def test_ctrl_c_stops_every_rank():
     env, marker = _env()
     p = subprocess.Popen([sys.executable, "cli.py", "run", "--model", "ref-dit-s", "--plan", "cfg=2",
