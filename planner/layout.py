@@ -81,6 +81,15 @@ def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
     return Layout(tuple((k, sizes[k]) for k in dims))
 
 
+def ordered_layout(plan: Plan, order: tuple[str, ...]) -> Layout:
+    """The layout predict() takes for `plan` laid out in `order`: the plan's own layout;
+    for a switching schedule, a layout that carries only the order (size-1 dimensions),
+    in which each run lays out the dimensions it has (planner/cost/predict.py)."""
+    if plan.schedule:
+        return Layout(tuple((k, 1) for k in order))
+    return layout_for(plan, order)
+
+
 def all_orders(plan: Plan):
     """Every order of the plan's dimensions (for the placement search)."""
     sizes = dimension_sizes(plan)

@@ -18,7 +18,7 @@ from planner.cost.predict import predict
 from planner.hardware import default_profile
 from planner.ilp import hetero, partition as part, placement as pl, schedule as S, schedule_modes as sm
 from planner.ilp.solver import SolveError
-from planner.layout import dimension_sizes, layout_for
+from planner.layout import dimension_sizes, layout_for, ordered_layout
 from planner.legality import plan_errors
 from planner.plan import parse_plan
 from planner.search import search
@@ -293,7 +293,7 @@ def test_schedule_placement_is_the_best_order_of_its_runs():
     plan = parse_plan("ulysses=2 ring=2 tp=4 | 10-14: parastep=16")
     got = pl.place(plan, m, sc, c, PROFILE)
     dims = ("tp", "ulysses", "ring", "parastep")
-    every = [predict(plan, m, sc, c, PROFILE, layout=pl._order_layout(o)).latency_s
+    every = [predict(plan, m, sc, c, PROFILE, layout=ordered_layout(plan, o)).latency_s
              for o in itertools.permutations(dims)]
     assert got.latency_s == pytest.approx(min(every), rel=1e-12)
     assert got.xdit_order == dims and got.latency_s < got.xdit_latency_s and got.moved
@@ -330,7 +330,7 @@ def test_search_re_places_a_schedule_it_proposes():
     m, sc = scenario("flux.1-dev")
     c = build_cluster("l40", 16, 2, "pcie4-2socket", "ethernet")
     plan = parse_plan("ulysses=2 ring=2 tp=4 | 10-14: parastep=16")
-    xdit = predict(plan, m, sc, c, PROFILE, layout=pl._order_layout(XDIT_ORDER))
+    xdit = predict(plan, m, sc, c, PROFILE, layout=ordered_layout(plan, XDIT_ORDER))
     choice = types.SimpleNamespace(prediction=xdit)
     got = _place_schedule(choice, m, sc, c, PROFILE)
     assert got.tried > 0 and got.moved and got.xdit_latency_s == xdit.latency_s
@@ -404,3 +404,19 @@ def test_greedy_token_split_fallback_is_optimal(seed):
     n, total = int(rng.integers(2, 4)), int(rng.integers(6, 14))
     a, b = rng.uniform(0, 1, n), rng.uniform(0.5, 3, n)
     assert hetero.greedy_rows(a, b, total).time == pytest.approx(hetero.brute_rows(a, b, total)[0], rel=1e-9)
+
+
+def test_json_layout_and_timeline_follow_the_chosen_placement():
+    """plan --json: the recommended plan's rank groups and timeline are those of the
+    order the placement chose, not xDiT's (Flux on 2 x 8 L40 over Ethernet, exact)."""
+    out = json.loads(_cli("--model", "flux.1-dev", "--gpus", "16", "--nodes", "2", "--intra", "pcie4-2socket",
+                          "--inter", "ethernet", "--exact-only").stdout)
+    placed = out["ilp"]["placement"]
+    assert placed["order"] != placed["xdit_order"] and placed["plan"] == out["recommended"]["plan"]
+    assert [k for k, _ in out["layout"]["sizes"]] == placed["order"]
+    xdit = layout_for(parse_plan(placed["plan"]))
+    assert out["layout"]["groups"]["ulysses"] != [list(g) for g in xdit.groups("ulysses")]
+    # the timeline is the placed plan's: its steps take the placed prediction's step time
+    ends = out["timeline"]["step_ends_s"]
+    assert out["timeline"]["plan"] == placed["plan"]
+    assert ends[1] - ends[0] == pytest.approx(out["recommended"]["step_s"], rel=1e-3)

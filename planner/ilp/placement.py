@@ -40,7 +40,7 @@ import pulp
 
 from ..cost.engine import Engine, schedule
 from ..cost.predict import predict, schedule_runs
-from ..layout import XDIT_ORDER, Layout, dimension_sizes, layout_for
+from ..layout import XDIT_ORDER, Layout, dimension_sizes, layout_for, ordered_layout
 from ..plan import Plan
 from ..strategies import scheduling_strategy
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
@@ -231,12 +231,6 @@ def _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info) -> Place
     return Placement(str(plan), best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
 
 
-def _order_layout(order: tuple[str, ...]) -> Layout:
-    """A layout that carries only an order (predict() lays out each run of a schedule
-    in it, skipping the dimensions the run does not have)."""
-    return Layout(tuple((k, 1) for k in order))
-
-
 def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> Placement:
     """The best single order for every run of a schedule plan (module doc): every order
     of the runs' dimensions, predicted once per distinct way it lays out the runs; with
@@ -246,7 +240,7 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
     for p in runs:
         dims += [d for d in dimension_sizes(p) if d not in dims]
     xdit = tuple(sorted(dims, key=XDIT_ORDER.index))
-    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=_order_layout(xdit))
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit))
     if all(len(dimension_sizes(p)) <= 1 for p in runs):
         # no run has two dimensions: every order lays out every run the same
         return Placement(str(plan), xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
@@ -264,7 +258,7 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
         if key in seen:
             continue
         seen.add(key)
-        p = predict(plan, model, sc, cluster, profile, layout=_order_layout(tuple(order)))
+        p = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order)))
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, tuple(order), p)

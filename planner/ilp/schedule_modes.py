@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..cost.engine import Engine, schedule
 from ..cost.predict import predict, reshard_s
-from ..layout import XDIT_ORDER, Layout, layout_for
+from ..layout import XDIT_ORDER, layout_for, ordered_layout
 from ..plan import Plan, Segment, parse_plan
 from ..strategies import approx_steps, warmup_steps
 from ..strategies.hybridiff import cfg_phase
@@ -246,6 +246,6 @@ def best_schedule(preds, model, sc, cluster, profile, budget: int, window=None, 
     plan = to_plan(sched, modes)
     # predict() orders a schedule's runs by the layout's order; a layout of size-1
     # dimensions carries the full order the modes were costed with
-    pred = predict(plan, model, sc, cluster, profile, layout=Layout(tuple((k, 1) for k in order)))
+    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order))
     den = pred.latency_s - pred.breakdown.text_encoders - pred.breakdown.vae
     return ScheduleChoice(plan, pred, sched, modes, sched.objective, den, dp_s)

@@ -44,13 +44,18 @@ def plan_outputs(args, out: dict, preds, rec, model, sc, cluster, profile) -> li
     timeline = None
     if shown is not None:
         from ..cost.predict import predict
+        from ..layout import XDIT_ORDER, ordered_layout
         from ..plan import parse_plan
-        detailed = predict(parse_plan(shown.plan), model, sc, cluster, profile, detail=True)
+        # the layout order the placement chose for this plan, else xDiT's
+        placed = (out.get("ilp") or {}).get("placement") or {}
+        order = tuple(placed["order"]) if placed.get("plan") == shown.plan else XDIT_ORDER
+        plan = parse_plan(shown.plan)
+        detailed = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), detail=True)
         timeline = detailed.timeline
         if timeline is not None:
             out["timeline"] = timeline_to_dict(timeline) | {
                 "plan": shown.plan, "recommended": shown is rec}
-        out["layout"] = layout_to_dict(shown.plan)
+        out["layout"] = layout_to_dict(shown.plan, order)
     out["cluster_graph"] = graph_to_dict(cluster)
     written = []
     if report:
