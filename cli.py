@@ -129,7 +129,7 @@ def cmd_plan(args) -> int:
     from planner.legality import plan_errors
     from planner.plan import parse_plan
     from planner.search import search
-    from planner.xdit import xdit_flags
+    from planner.xdit import xdit_devices, xdit_flags
     import planner.ilp as ilp_cli
 
     if args.top < 1:
@@ -161,7 +161,7 @@ def cmd_plan(args) -> int:
     if args.xdit and rec:
         from planner.plan import parse_plan as _pp
         flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
-        out["xdit"] = {"flags": flags, "problems": problems}
+        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(_pp(rec.plan), out["ilp"], cluster)
     written = []
     if args.json or args.report or args.trace:
         # adds timeline, layout and cluster_graph to the JSON; writes the report and trace
@@ -190,6 +190,13 @@ def cmd_plan(args) -> int:
         print("\nxDiT flags: " + " ".join(flags))
         for p in problems:
             print(f"  xDiT cannot run this plan as is: {p}")
+        if out["xdit"].get("placed_order"):
+            x = out["xdit"]
+            how = (": " + "; ".join(f"node {n}: CUDA_VISIBLE_DEVICES={v}"
+                                    for n, v in enumerate(x["cuda_visible_devices"]))
+                   if x["cuda_visible_devices"] else f"; CUDA_VISIBLE_DEVICES cannot do it: {x['why_not']}")
+            print(f"  xDiT groups its ranks in its own order; the placed layout ({' < '.join(x['placed_order'])}) "
+                  f"needs its processes on other GPUs{how}")
     for line in written:
         print(line)
     return 0

@@ -41,3 +41,40 @@ def xdit_flags(plan: Plan, model_id: str, arch: str, warmup_default: int = 1,
     if plan.degree("cfg") == 2:
         flags.append("--use_cfg_parallel")
     return flags, problems
+
+
+def device_order(plan: Plan, order: tuple[str, ...], node_of: tuple[int, ...]) -> tuple[list[str] | None, str]:
+    """How to run a placed layout under xDiT, which forms its groups from the global
+    ranks in its fixed order (tp, sp, pp, cfg, dp inner to outer): permute the GPUs each
+    process sees. xDiT rank r holds the coordinates xDiT's order gives r; the placement
+    puts those coordinates on GPU p; so r's node lists p's local index at r's local
+    position in CUDA_VISIBLE_DEVICES. Returns (one CUDA_VISIBLE_DEVICES value per node,
+    ""), or (None, why) when a rank would have to change nodes (a launcher's rank
+    mapping can do that; CUDA_VISIBLE_DEVICES cannot). Assumes CUDA numbers a node's
+    GPUs as the cluster does (PCIe order: socket 0's GPUs first)."""
+    from .layout import XDIT_ORDER, layout_for
+    base = plan.base()
+    xd, ours = layout_for(base, XDIT_ORDER), layout_for(base, order)
+    if xd.ranks != len(node_of):
+        return None, f"the plan spans {xd.ranks} GPUs, the cluster {len(node_of)}"
+    where = {tuple(sorted(ours.coords(p).items())): p for p in range(ours.ranks)}
+    first = {n: node_of.index(n) for n in set(node_of)}
+    lists: dict[int, list[int]] = {n: [] for n in sorted(first)}
+    for r in range(xd.ranks):
+        p = where[tuple(sorted(xd.coords(r).items()))]
+        if node_of[p] != node_of[r]:
+            return None, (f"xDiT rank {r} would have to run on node {node_of[p]} (GPU {p - first[node_of[p]]}), "
+                          f"which needs a launcher that assigns global ranks across nodes")
+        lists[node_of[r]].append(p - first[node_of[p]])
+    return [",".join(map(str, v)) for _, v in sorted(lists.items())], ""
+
+
+def xdit_devices(plan: Plan, ilp: dict, cluster) -> dict:
+    """For `plan --xdit`: when the placement moved the recommended plan off xDiT's
+    order, the GPU order per node that gives xDiT that layout (device_order)."""
+    from .ilp.placement import TIE_GAIN
+    pl = (ilp or {}).get("placement") or {}
+    if plan.schedule or pl.get("plan") != str(plan) or pl["order"] == pl["xdit_order"] or pl["gain"] < TIE_GAIN:
+        return {}
+    lists, why = device_order(plan, tuple(pl["order"]), cluster.node_of)
+    return {"placed_order": pl["order"], "cuda_visible_devices": lists, "why_not": why or None}

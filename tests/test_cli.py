@@ -55,6 +55,44 @@ def test_xdit_flags():
     assert "xDiT cannot run this plan" in r.stdout
 
 
+@pytest.mark.parametrize("text, order", [
+    ("ulysses=2 ring=2 tp=4", ("ulysses", "tp", "ring")), ("cfg=2 pipefusion=4", ("cfg", "pipefusion")),
+    ("cfg=2 ulysses=2 ring=2", ("ring", "cfg", "ulysses")), ("dp=2 tp=2 ring=2", ("dp", "ring", "tp"))])
+def test_xdit_device_order_reproduces_the_placed_groups(text, order):
+    """With the GPU order device_order gives, xDiT's fixed-order groups (over its global
+    ranks) are exactly the placed layout's groups (over physical GPUs)."""
+    from planner.layout import XDIT_ORDER, layout_for
+    from planner.plan import parse_plan
+    from planner.xdit import device_order
+    plan = parse_plan(text)
+    n = plan.gpus
+    lists, why = device_order(plan, order, (0,) * n)
+    assert why == "" and len(lists) == 1
+    gpu_of = [int(v) for v in lists[0].split(",")]          # xDiT rank -> physical GPU
+    assert sorted(gpu_of) == list(range(n))
+    xd, placed = layout_for(plan, XDIT_ORDER), layout_for(plan, order)
+    for dim in placed.order:
+        moved = {tuple(sorted(gpu_of[r] for r in g)) for g in xd.groups(dim)}
+        assert moved == {tuple(sorted(g)) for g in placed.groups(dim)}, dim
+
+
+def test_xdit_device_order_says_when_ranks_must_change_nodes():
+    from planner.plan import parse_plan
+    from planner.xdit import device_order
+    lists, why = device_order(parse_plan("cfg=2 pipefusion=8"), ("cfg", "pipefusion"), (0,) * 8 + (1,) * 8)
+    assert lists is None and "node 1" in why
+
+
+def test_xdit_flags_name_the_gpu_order_of_a_placed_plan():
+    r = cli("plan", "--json", "--xdit", "--model", "flux.1-dev", "--gpus", "16", "--nodes", "2",
+            "--intra", "pcie4-2socket", "--inter", "ethernet", "--exact-only")
+    out = json.loads(r.stdout)
+    x, placed = out["xdit"], out["ilp"]["placement"]
+    assert x["placed_order"] == placed["order"] != placed["xdit_order"]
+    assert len(x["cuda_visible_devices"]) == 2 and x["why_not"] is None
+    assert "placed_order" not in json.loads(cli("plan", "--json", "--xdit").stdout)["xdit"]
+
+
 @pytest.mark.parametrize("command", ["models", "gpus"])
 def test_listings(command):
     r = cli(command)
