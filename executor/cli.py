@@ -1,9 +1,10 @@
 """`python cli.py run`: run a plan for real on this machine and check the planner's prediction.
 
-    python cli.py run [scenario options] [--plan STR] [--nproc N] [--backend gloo|nccl]
-                      [--repeats R] [--json]
+    python cli.py run [scenario options] [--plan STR] [--order DIM,...] [--nproc N]
+                      [--backend gloo|nccl] [--repeats R] [--json]
 
-Without --plan it runs the plan planner.search recommends for this machine. It starts
+Without --plan it runs the plan planner.search recommends for this machine, laid out as
+its placement chose; --order lays the ranks out in another order (default xDiT's). It starts
 the ranks itself (elastic launch on a free local port) or, started by torchrun, is one
 of them. CPU: gloo, one thread per rank (and for the serial baseline), fp32 by default.
 CUDA: nccl, bf16 by default. Bad options: one line on stderr, exit code 2; a failing
@@ -24,6 +25,9 @@ def register(sub, common) -> None:
     common.add_scenario_args(p)
     p.set_defaults(dtype=None, scope="denoise")
     p.add_argument("--plan", help="plan string (default: the planner's recommendation for this machine)")
+    p.add_argument("--order", metavar="DIM,DIM,...",
+                   help="layout order of the plan's parallel dimensions, inner to outer, e.g. cfg,ring "
+                        "(default: xDiT's tp, sp, pp, cfg, dp; without --plan, the placement the planner chose)")
     p.add_argument("--nproc", type=int, help="ranks to start (default: the plan's GPU count, else the "
                    "CPU cores or CUDA devices)")
     p.add_argument("--backend", default=None, help="gloo (CPU, default) | nccl (CUDA)")
@@ -114,8 +118,9 @@ def _gpu_id(args, backend: str) -> str:
     raise _usage(f"cannot tell which hw_profiles GPU '{name}' is; give --gpu (see `cli.py gpus`)")
 
 
-def _recommended(model, sc, cluster, profile):
-    """The planner's recommendation, or the best-ranked fitting plan the executor runs."""
+def _recommended(model, sc, cluster, profile) -> tuple[str, tuple[str, ...]]:
+    """The planner's recommendation, or the best-ranked fitting plan the executor runs,
+    with the layout order the placement chose for it (empty: xDiT's)."""
     from planner.plan import parse_plan
     from planner.search import search
 
@@ -124,8 +129,25 @@ def _recommended(model, sc, cluster, profile):
     ranked = ([res.recommended] if res.recommended else []) + [p for p in res.ranked if p.fits]
     for pred in ranked:
         if not job_errors(model.id, sc.height, sc.frames, parse_plan(pred.plan)):
-            return pred.plan
+            placed = next((pl for pl in res.placements if pl.plan == pred.plan and pl.moved), None)
+            return pred.plan, tuple(placed.order) if placed else ()
     raise _usage(f"the planner found no plan for {cluster.n} ranks that fits and that the executor can run")
+
+
+def _order(text: str | None, plan) -> tuple[str, ...]:
+    """--order as a tuple of the plan's dimensions (UsageError naming what is accepted)."""
+    if not text:
+        return ()
+    from planner.layout import dimension_sizes
+    dims: list[str] = []
+    for seg in [plan.base()] + [s.plan for s in plan.schedule]:
+        dims += [d for d in dimension_sizes(seg) if d not in dims]
+    order = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in order if d not in dims]
+    if bad or len(set(order)) != len(order) or not order:
+        raise _usage(f"--order {text}: give distinct dimensions of plan '{plan}', inner to outer, "
+                     f"separated by commas; accepted: {', '.join(dims) or 'none (the plan has one GPU)'}")
+    return order
 
 
 def cmd_run(args, common) -> int:
@@ -143,7 +165,9 @@ def cmd_run(args, common) -> int:
     from .experiment import hw_profile
     from .legality import job_errors
     profile = hw_profile(args.hw_profile)
-    plan = parse_plan(args.plan or _recommended(model, sc, cluster, profile))
+    plan_text, order = (args.plan, ()) if args.plan else _recommended(model, sc, cluster, profile)
+    plan = parse_plan(plan_text)
+    order = _order(args.order, plan) or order
     if plan.gpus != nproc:
         raise _usage(f"--nproc {nproc} but plan '{plan}' uses {plan.gpus} GPUs; give --nproc {plan.gpus} "
                      f"or a plan whose degrees multiply to {nproc}")
@@ -153,7 +177,7 @@ def cmd_run(args, common) -> int:
     from .experiment import measure, prepare
     from .launch import RankFailed, in_torchrun
     prep = prepare(model, sc, str(plan), cluster, profile, guidance=args.guidance, seed=args.seed,
-                   repeats=args.repeats, warmup_runs=args.warmup_runs, tolerance=args.tolerance)
+                   repeats=args.repeats, warmup_runs=args.warmup_runs, tolerance=args.tolerance, order=order)
     try:
         m = measure(prep, nproc, backend, timeout_s=args.timeout)
     except RankFailed as e:
@@ -163,21 +187,25 @@ def cmd_run(args, common) -> int:
         print("error: interrupted; the ranks were stopped", file=sys.stderr)
         return 130
     if in_torchrun():
-        _report(args, m, sc)
+        _report(args, m, sc, order)
         # Leave like a multiprocessing worker does: gloo's transport threads can still be
         # torn down by C++ static destructors at interpreter exit, which sometimes aborts
         # (SIGABRT) a rank that finished first; the process groups are already destroyed.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    return _report(args, m, sc)
+    return _report(args, m, sc, order)
 
 
-def _report(args, m, sc) -> int:
+def _report(args, m, sc, order=()) -> int:
     if m is None:               # torchrun rank > 0: rank 0 reports
         return 0
     from .launch import in_torchrun
-    out = m.to_json() | {"scenario": sc.to_dict(), "recommended": not args.plan, "torchrun": in_torchrun()}
+    from planner.layout import layout_for
+    from planner.plan import parse_plan
+    lay = layout_for(parse_plan(m.plan).base(), order)
+    out = m.to_json() | {"scenario": sc.to_dict(), "recommended": not args.plan, "torchrun": in_torchrun(),
+                         "layout_order": list(lay.order)}
     if args.report:
         from planner.report.run import write_run_report
         write_run_report(out, args.report)
@@ -185,6 +213,8 @@ def _report(args, m, sc) -> int:
         print(json.dumps(out, indent=1, allow_nan=False))
     else:
         print(m.table())
+        if len(lay.order) > 1:
+            print(f"layout (inner < outer): {' < '.join(lay.order)}" + ("" if order else " (xDiT's order)"))
         if not args.plan:
             print("(plan recommended by the planner for this machine)")
         if args.report:

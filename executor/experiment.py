@@ -55,8 +55,12 @@ class Prepared:
 
 
 def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, profile, *, guidance: float = 4.5,
-            seed: int = 0, repeats: int = 3, warmup_runs: int = 1, tolerance: float = 0.0) -> Prepared:
+            seed: int = 0, repeats: int = 3, warmup_runs: int = 1, tolerance: float = 0.0,
+            order: tuple[str, ...] = ()) -> Prepared:
+    """order: layout order of the plan's dimensions, inner -> outer (default xDiT's); the
+    ranks form their groups and the prediction lays the plan out in it."""
     from planner.cost.predict import predict
+    from planner.layout import XDIT_ORDER, ordered_layout
     from planner.legality import plan_errors
 
     from .runtime import Job
@@ -64,16 +68,17 @@ def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, pr
     job = Job(model=model.id, plan=str(plan), height=sc.height, width=sc.width, frames=sc.frames, steps=sc.steps,
               batch=sc.batch, text_tokens=sc.text_tokens if sc.text_tokens is not None else model.facts.text_tokens,
               cfg=sc.cfg, guidance=guidance, dtype=sc.dtype, seed=seed, repeats=repeats,
-              warmup_runs=warmup_runs, tolerance=tolerance)
+              warmup_runs=warmup_runs, tolerance=tolerance, order=tuple(order))
     errs = plan_errors(plan, model, sc, cluster.n) + job_errors(job.model, job.height, job.frames, plan)
     if errs:
         raise UsageError(f"plan '{plan}': {errs[0]}")
-    pred = predict(plan, model, sc, cluster, profile)
+    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order) or XDIT_ORDER))
     # the cuts the planner chose, for every segment that pipelines blocks
     segs = [(plan.base(), sc.steps)] + [(s.plan, s.last - s.first + 1) for s in plan.schedule]
     for p, n in segs:
         if any(p.degree(k) > 1 for k in PIPELINED):
-            cut = pred.stages if p == plan else predict(p, model, dataclasses.replace(sc, steps=n), cluster, profile).stages
+            cut = pred.stages if p == plan else predict(p, model, dataclasses.replace(sc, steps=n), cluster, profile,
+                                                        layout=ordered_layout(p, tuple(order) or XDIT_ORDER)).stages
             job.stages[str(p)] = [list(c) for c in cut]
     return Prepared(job, plan, model, sc, cluster, profile, pred)
 

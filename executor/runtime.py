@@ -52,6 +52,9 @@ class Job:
     warmup_runs: int = 0
     tolerance: float = 0.0          # ParaDiGMS Picard tolerance (0: iterate to the serial result)
     stages: dict = field(default_factory=dict)   # plan string -> [(first, last)) block cuts from predict()
+    # layout order of the parallel dimensions, inner -> outer (planner/layout.layout_for;
+    # empty: xDiT's), shared by every schedule segment as in predict()
+    order: tuple = ()
     label: str = ""
 
     def to_dict(self) -> dict:
@@ -98,11 +101,11 @@ def combined(layout: Layout, dims: tuple[str, ...], rank: int) -> tuple[int, ...
                  if all(v == mine[k] for k, v in layout.coords(r).items() if k not in dims))
 
 
-def plan_groups(plan: Plan) -> list[tuple[int, ...]]:
+def plan_groups(plan: Plan, order=()) -> list[tuple[int, ...]]:
     """Every group any segment of the plan uses, in a fixed order."""
     out = []
     for seg in [plan.base()] + [s.plan for s in plan.schedule]:
-        lay = layout_for(seg)
+        lay = layout_for(seg, tuple(order))
         for dim in lay.order:
             out += list(lay.groups(dim))
         dims = tuple(k for k in SEQ_DIMS if seg.degree(k) > 1)
@@ -117,7 +120,7 @@ class Setup:
         from .strategies import cfg, dp, driver_for
         self.rt, self.plan, self.job = rt, plan, rt.job
         world = rt.world
-        self.layout = layout_for(plan)
+        self.layout = layout_for(plan, tuple(self.job.order))
         self.coords = self.layout.coords(world.rank)
         self.groups = {dim: world.group(next(g for g in self.layout.groups(dim) if world.rank in g))
                        for dim in self.layout.order}
@@ -203,7 +206,7 @@ class Runtime:
         self.units = job.frames if self.video else self.rows
         self.sched = Schedule(job.steps, flow=p.arch == "mmdit")
         self.cond = conditioning(job.model, job.text_tokens, job.seed)
-        world.make_groups(plan_groups(self.plan))
+        world.make_groups(plan_groups(self.plan, job.order))
         self._setups: dict[str, Setup] = {}
         self.carry: dict = {}        # handed from one schedule segment to the next (sampler.denoise)
         self.next_plan: Plan | None = None

@@ -167,8 +167,19 @@ def test_four_ranks(four_ranks, model, plan, batch):
 
 
 def test_eight_ranks():
-    jobs = [_job("ref-mmdit-tiny", "cfg=2 pipefusion=2 ulysses=2", 8), _job("ref-dit-tiny", "cfg=2 ulysses=2 ring=2", 8),
+    usp = _job("ref-dit-tiny", "cfg=2 ulysses=2 ring=2", 8)
+    # the same plan laid out in another order than xDiT's (a placement): other groups, same image
+    placed = dataclasses.replace(usp, order=("cfg", "ring", "ulysses"), label=usp.label + " cfg<ring<ulysses")
+    jobs = [_job("ref-mmdit-tiny", "cfg=2 pipefusion=2 ulysses=2", 8), usp, placed,
             _job("ref-dit-tiny", "pipefusion=2 ulysses=2 ring=2", 8), _job("ref-dit-tiny", "tp=2 ulysses=2 ring=2", 8)]
     for label, (job, ranks, fid) in _run(jobs, 8).items():
         assert len(ranks) == 8
         _check(job, fid)
+
+
+def test_a_layout_order_changes_the_process_groups():
+    from executor.runtime import plan_groups
+    plan = parse_plan("cfg=2 ulysses=2 ring=2")
+    xdit, placed = plan_groups(plan), plan_groups(plan, ("cfg", "ring", "ulysses"))
+    # the Ulysses x Ring group of rank 0: contiguous in xDiT's order, strided when CFG is inside
+    assert (0, 1, 2, 3) in xdit and (0, 2, 4, 6) in placed and (0, 1, 2, 3) not in placed

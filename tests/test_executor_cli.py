@@ -103,6 +103,12 @@ def test_a_failing_rank_ends_the_run_cleanly():
     assert not _marked(marker)
 
 
+def test_bad_layout_order_is_refused():
+    r = _run(TINY + ["--plan", "cfg=2", "--order", "cfg,ring"], os.environ.copy(), timeout=60)
+    assert r.returncode == 2 and "--order cfg,ring" in r.stderr and "accepted: cfg" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_the_first_error_ignores_a_half_written_error_file(tmp_path):
     """A rank killed while it writes its error (another rank failed first) must not turn
     the one-line report into a traceback of the launcher."""
