@@ -21,7 +21,7 @@ def add_plan_options(p) -> None:
                    help="do not propose switching schedules (one strategy for all steps)")
     p.add_argument("--placement", default=None, choices=("search", "xdit"),
                    help="layout order of the parallel dimensions: search (default when searching) or xdit "
-                        "(xDiT's fixed tp-sp-pp-cfg-dp; default with --plan, what `run` executes)")
+                        "(xDiT's fixed tp-sp-pp-cfg-dp; default with --plan, what `run` executes without --order)")
     p.add_argument("--approx-window", metavar="FIRST-LAST",
                    help="steps where a schedule may run approximate strategies (default: the middle 60%%)")
 
