@@ -72,9 +72,9 @@ def device_order(plan: Plan, order: tuple[str, ...], node_of: tuple[int, ...]) -
 def xdit_devices(plan: Plan, ilp: dict, cluster) -> dict:
     """For `plan --xdit`: when the placement moved the recommended plan off xDiT's
     order, the GPU order per node that gives xDiT that layout (device_order)."""
-    from .ilp.placement import TIE_GAIN
-    pl = (ilp or {}).get("placement") or {}
-    if plan.schedule or pl.get("plan") != str(plan) or pl["order"] == pl["xdit_order"] or pl["gain"] < TIE_GAIN:
+    from .ilp.placement import moved_order
+    order = moved_order((ilp or {}).get("placement"), str(plan))
+    if plan.schedule or order is None:
         return {}
-    lists, why = device_order(plan, tuple(pl["order"]), cluster.node_of)
-    return {"placed_order": pl["order"], "cuda_visible_devices": lists, "why_not": why or None}
+    lists, why = device_order(plan, order, cluster.node_of)
+    return {"placed_order": list(order), "cuda_visible_devices": lists, "why_not": why or None}

@@ -77,8 +77,8 @@ def summary_lines(ilp: dict) -> list[str]:
     lines = []
     pl = ilp.get("placement")
     if pl and pl.get("xdit_order"):
-        from .placement import TIE_GAIN
-        if pl["order"] != pl["xdit_order"] and pl["gain"] >= TIE_GAIN:
+        from .placement import moved_order
+        if moved_order(pl):
             lines.append(f"placement: {' < '.join(pl['order'])} (inner < outer) is {pl['gain']:.1%} faster "
                          f"than xDiT's order {' < '.join(pl['xdit_order'])} "
                          f"({pl['xdit_latency_s']:.4g} s -> {pl['latency_s']:.4g} s)")

@@ -68,8 +68,8 @@ class Placement:
 
     @property
     def moved(self) -> bool:
-        """The order differs from xDiT's by more than a tie (TIE_GAIN)."""
-        return self.order != self.xdit_order and self.gain >= TIE_GAIN
+        """The order beats xDiT's by more than a tie (TIE_GAIN)."""
+        return _beats_xdit(self.order, self.xdit_order, self.gain)
 
     def note(self) -> str:
         return (f"layout (inner < outer): {' < '.join(self.order)}; {self.gain:.1%} faster than "
@@ -97,6 +97,19 @@ def _factor(n: int) -> dict[int, int]:
     if n > 1:
         out[n] = out.get(n, 0) + 1
     return out
+
+
+def _beats_xdit(order, xdit_order, gain: float) -> bool:
+    return tuple(order) != tuple(xdit_order) and gain >= TIE_GAIN
+
+
+def moved_order(placement: dict | None, plan: str | None = None) -> tuple[str, ...] | None:
+    """The order of a placement as JSON (Placement.to_dict) when it beats xDiT's order by
+    more than a tie (Placement.moved), else None; plan: only if it placed this plan."""
+    if not placement or (plan is not None and placement.get("plan") != plan):
+        return None
+    ok = _beats_xdit(placement["order"], placement["xdit_order"], placement["gain"])
+    return tuple(placement["order"]) if ok else None
 
 
 def stride_options(sizes: dict[str, int]) -> dict[str, list[int]]:

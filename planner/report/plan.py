@@ -44,11 +44,11 @@ def plan_outputs(args, out: dict, preds, rec, model, sc, cluster, profile) -> li
     timeline = None
     if shown is not None:
         from ..cost.predict import predict
+        from ..ilp.placement import moved_order
         from ..layout import XDIT_ORDER, ordered_layout
         from ..plan import parse_plan
-        # the layout order the placement chose for this plan, else xDiT's
-        placed = (out.get("ilp") or {}).get("placement") or {}
-        order = tuple(placed["order"]) if placed.get("plan") == shown.plan else XDIT_ORDER
+        # the layout order the placement chose for this plan (as its prediction), else xDiT's
+        order = moved_order((out.get("ilp") or {}).get("placement"), shown.plan) or XDIT_ORDER
         plan = parse_plan(shown.plan)
         detailed = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), detail=True)
         timeline = detailed.timeline
