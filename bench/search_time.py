@@ -56,7 +56,7 @@ def one(index: int) -> dict:
     from planner import zoo
     from planner.cluster import build_cluster, load_cluster_file
     from planner.hardware import default_profile
-    from planner.ilp.placement import TIE_GAIN
+    from planner.ilp.placement import moved_order
     from planner.search import search
     from planner.spec import Scenario
     label, target, scen, clus, opts = SCENARIOS[index]
@@ -74,10 +74,11 @@ def one(index: int) -> dict:
     rec = res.recommended
     ilp = res.ilp_dict()
     pl = ilp["placement"]
+    order = moved_order(pl)
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
             "predicted": len(res.ranked), "recommended": rec.plan if rec else "none",
-            "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if pl else 0.0,
-            "placement_order": " < ".join(pl["order"]) if pl and pl["gain"] >= TIE_GAIN else "",
+            "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if order else 0.0,
+            "placement_order": " < ".join(order) if order else "",
             "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}
 
 
