@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
 
 # label, target seconds (None: informative), scenario, cluster, search options
 SCENARIOS = [
@@ -115,7 +116,6 @@ def main() -> int:
         print(f"{m['seconds']:7.2f} s  (ILP {m['ilp_seconds']:.2f} s)  {label}: {m['recommended']}", flush=True)
     if args.only:
         return 0
-    from bench import common
     commit = common.commit()
     lines = [f"## Search time ({datetime.date.today()}, commit {commit})", "",
              f"`python bench/search_time.py`: planner.search.search() in a fresh interpreter per scenario "

@@ -138,10 +138,8 @@ def _order(text: str | None, plan) -> tuple[str, ...]:
     """--order as a tuple of the plan's dimensions (UsageError naming what is accepted)."""
     if not text:
         return ()
-    from planner.layout import dimension_sizes
-    dims: list[str] = []
-    for seg in [plan.base()] + [s.plan for s in plan.schedule]:
-        dims += [d for d in dimension_sizes(seg) if d not in dims]
+    from planner.layout import dimension_names
+    dims = dimension_names(plan.plans())
     order = tuple(d.strip() for d in text.split(",") if d.strip())
     bad = [d for d in order if d not in dims]
     if bad or len(set(order)) != len(order) or not order:

@@ -29,7 +29,7 @@ def slices(plan: Plan) -> int:
 def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
     p = PRESETS[model]
     errs = []
-    for seg in [plan.base()] + [s.plan for s in plan.schedule]:
+    for seg in plan.plans():
         n = slices(seg)
         rows = height // 8 // p.patch
         if p.arch == "video-dit" and frames % n:

@@ -104,7 +104,7 @@ def combined(layout: Layout, dims: tuple[str, ...], rank: int) -> tuple[int, ...
 def plan_groups(plan: Plan, order=()) -> list[tuple[int, ...]]:
     """Every group any segment of the plan uses, in a fixed order."""
     out = []
-    for seg in [plan.base()] + [s.plan for s in plan.schedule]:
+    for seg in plan.plans():
         lay = layout_for(seg, tuple(order))
         for dim in lay.order:
             out += list(lay.groups(dim))

@@ -81,6 +81,12 @@ def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
     return Layout(tuple((k, sizes[k]) for k in dims))
 
 
+def dimension_names(plans) -> tuple[str, ...]:
+    """Every dimension any of `plans` has (e.g. a schedule's runs), in xDiT's order."""
+    names = {k for p in plans for k in dimension_sizes(p)}
+    return tuple(k for k in XDIT_ORDER if k in names)
+
+
 def ordered_layout(plan: Plan, order: tuple[str, ...]) -> Layout:
     """The layout predict() takes for `plan` laid out in `order`: the plan's own layout;
     for a switching schedule, a layout that carries only the order (size-1 dimensions),

@@ -21,7 +21,7 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
                 where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{cfg}'"
                 errs.append(f"schedule segment '{seg}': Hybridiff's window opens out of its CFG-parallel "
                             f"phase '{cfg}', so {where}")
-    for p in (plan.base(),) + tuple(s.plan for s in plan.schedule):
+    for p in plan.plans():
         errs += _single(p, model, sc)
     return list(dict.fromkeys(errs))
 

@@ -89,6 +89,10 @@ class Plan:
         """The plan without its schedule segments."""
         return Plan(self.degrees, self.modifiers) if self.schedule else self
 
+    def plans(self) -> tuple["Plan", ...]:
+        """The base plan, then each schedule segment's plan."""
+        return (self.base(),) + tuple(s.plan for s in self.schedule)
+
     def plan_at(self, step: int) -> "Plan":
         """The plan that runs denoising step `step` (1-based)."""
         for seg in self.schedule:

@@ -75,7 +75,7 @@ def _check(job, fid):
     elif is_exact(plan) or (job.tolerance == 0 and "paradigms" in job.plan and not plan.schedule):
         assert fid["max_rel_err"] < EXACT, fid
     else:
-        keys = {k for p in [plan.base()] + [s.plan for s in plan.schedule] for k in p.keys}
+        keys = {k for p in plan.plans() for k in p.keys}
         floor = min(FLOOR_DB[k] for k in keys if k in FLOOR_DB)
         assert fid["psnr"] >= floor, (fid, floor)
 

@@ -40,7 +40,7 @@ import pulp
 
 from ..cost.engine import Engine, schedule
 from ..cost.predict import predict, schedule_runs
-from ..layout import XDIT_ORDER, Layout, dimension_sizes, layout_for, ordered_layout
+from ..layout import XDIT_ORDER, Layout, dimension_names, dimension_sizes, layout_for, ordered_layout
 from ..plan import Plan
 from ..strategies import scheduling_strategy
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
@@ -249,16 +249,13 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
     of the runs' dimensions, predicted once per distinct way it lays out the runs; with
     more than MAX_SCHEDULE_ORDERS orders, each run's own placement (place()) instead."""
     runs = [p for p, _ in schedule_runs(plan, sc.steps)]
-    dims: list[str] = []
-    for p in runs:
-        dims += [d for d in dimension_sizes(p) if d not in dims]
-    xdit = tuple(sorted(dims, key=XDIT_ORDER.index))
+    xdit = dimension_names(runs)       # xDiT's order of every dimension the runs have
     xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit))
     if all(len(dimension_sizes(p)) <= 1 for p in runs):
         # no run has two dimensions: every order lays out every run the same
         return Placement(str(plan), xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
-    if math.factorial(len(dims)) <= MAX_SCHEDULE_ORDERS:
-        orders = list(itertools.permutations(dims))
+    if math.factorial(len(xdit)) <= MAX_SCHEDULE_ORDERS:
+        orders = list(itertools.permutations(xdit))
     else:
         own = [place(p, model, sc, cluster, profile).order for p in set(runs) if len(dimension_sizes(p)) > 1]
         orders = [o + tuple(d for d in xdit if d not in o) for o in own]

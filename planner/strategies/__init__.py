@@ -49,5 +49,4 @@ def approx_steps(plan, steps: int) -> int:
 
 
 def is_exact(plan) -> bool:
-    plans = [plan.base()] + [s.plan for s in plan.schedule]
-    return all(STRATEGIES[k].exact for p in plans for k in p.keys)
+    return all(STRATEGIES[k].exact for p in plan.plans() for k in p.keys)
