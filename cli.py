@@ -155,13 +155,12 @@ def cmd_plan(args) -> int:
            "recommended": rec.to_dict() if rec else None,
            "plans": [p.to_dict() for p in preds[: args.top if not args.json else None]],
            "seconds": round(elapsed, 3)}
-    out["ilp"] = ilp | {"hetero": ilp_cli.hetero_details(rec.plan if rec else "", model, sc, cluster, profile,
+    out["ilp"] = ilp | {"hetero": ilp_cli.hetero_details(rec.plan if rec else None, model, sc, cluster, profile,
                                                          (ilp.get("placement") or {}).get("order"))}
     flags = problems = None
     if args.xdit and rec:
-        from planner.plan import parse_plan as _pp
-        flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
-        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(_pp(rec.plan), out["ilp"], cluster)
+        flags, problems = xdit_flags(rec.plan, model.id, model.facts.arch)
+        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(rec.plan, out["ilp"], cluster)
     written = []
     if args.json or args.report or args.trace:
         # adds timeline, layout and cluster_graph to the JSON; writes the report and trace

@@ -77,7 +77,7 @@ def one(index: int) -> dict:
     pl = ilp["placement"]
     order = moved_order(pl)
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
-            "predicted": len(res.ranked), "recommended": rec.plan if rec else "none",
+            "predicted": len(res.ranked), "recommended": str(rec.plan) if rec else "none",
             "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if order else 0.0,
             "placement_order": " < ".join(order) if order else "",
             "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}

@@ -74,7 +74,7 @@ def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, pr
         raise UsageError(f"plan '{plan}': {errs[0]}")
     pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order) or XDIT_ORDER))
     # the cuts the planner chose, for every segment that pipelines blocks
-    segs = [(plan.base(), sc.steps)] + [(s.plan, s.last - s.first + 1) for s in plan.schedule]
+    segs = [(plan.base(), sc.steps)] + [(s.plan, s.last - s.first + 1) for s in plan.segments]
     for p, n in segs:
         if any(p.degree(k) > 1 for k in PIPELINED):
             cut = pred.stages if p == plan else predict(p, model, dataclasses.replace(sc, steps=n), cluster, profile,

@@ -11,26 +11,15 @@ The planner checks the latent rows against the sequence degree; the reference mo
 from __future__ import annotations
 
 from planner.plan import Plan
+from planner.strategies import latent_pieces
 from planner.zoo.reference import PRESETS
-
-SEQ_DIMS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
-
-
-def slices(plan: Plan) -> int:
-    """Into how many slices one plan cuts the image at once (patches of a pipeline too)."""
-    n = 1
-    for k in SEQ_DIMS:
-        n *= plan.degree(k)
-    if plan.degree("pipefusion") > 1:
-        n *= int(plan.get("patches", plan.degree("pipefusion")))
-    return n
 
 
 def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
     p = PRESETS[model]
     errs = []
     for seg in plan.plans():
-        n = slices(seg)
+        n = latent_pieces(seg)
         rows = height // 8 // p.patch
         if p.arch == "video-dit" and frames % n:
             errs.append(f"the video model is split by whole frames ('{seg}'); {frames} frames "

@@ -12,9 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from .plan import Plan
-
-XDIT_ORDER = ("tp", "ulysses", "ring", "dsp", "distrifusion", "sync_patch", "naive_patch",
-              "pipefusion", "asyncdiff", "hybridiff", "parastep", "paradigms", "cfg", "dp")
+from .strategies import XDIT_ORDER
 
 
 @dataclass(frozen=True)
@@ -66,8 +64,7 @@ class Layout:
 
 def dimension_sizes(plan: Plan) -> dict[str, int]:
     """GPUs along each of the plan's dimensions (asyncdiff=N stride=S spans N+S-1)."""
-    from .strategies import STRATEGIES
-    return {k: STRATEGIES[k].gpus(d, plan) for k, d in plan.degrees}
+    return dict(plan.dimensions)
 
 
 def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
@@ -91,7 +88,7 @@ def ordered_layout(plan: Plan, order: tuple[str, ...]) -> Layout:
     """The layout predict() takes for `plan` laid out in `order`: the plan's own layout;
     for a switching schedule, a layout that carries only the order (size-1 dimensions),
     in which each run lays out the dimensions it has (planner/cost/predict.py)."""
-    if plan.schedule:
+    if plan.segments:
         return Layout(tuple((k, 1) for k in order))
     return layout_for(plan, order)
 

@@ -1,12 +1,12 @@
 """Enumerate every legal plan for the GPU count, predict each, and rank them.
 
-The strategies' `combines_with` declarations form a compatibility graph; its maximal
+The strategies' compatibility table (planner/strategies COMPATIBLE) is a graph; its maximal
 cliques are the families of hybrids (e.g. {cfg, dp, pipefusion, ulysses, ring, tp} or
 {cfg, dp, distrifusion}). Within a family every factorisation of the GPU count over the
-family's keys is a candidate, with each degree capped by what can ever be legal (cfg <= 2,
-dp <= batch, ulysses and tp <= heads, sequence splits <= latent rows, stages <= blocks),
-so the enumeration stays small even for 1,024 GPUs. Variants: PipeFusion with M = N and
-M = 2N patches (xDiT sweeps M around N; App. B finds M = N best), AsyncDiff with stride 1
+family's keys is a candidate, with each degree capped by what can ever be legal
+(Strategy.cap: cfg <= 2, dp <= batch, ulysses and tp <= heads, sequence splits <= latent
+rows, stages <= blocks), so the enumeration stays small even for 1,024 GPUs. Variants
+(Strategy.variants): PipeFusion with M = N and M = 2N patches, AsyncDiff with stride 1
 and 2. Plans that do not fit in memory are kept and ranked after those that do.
 
 The recommendation is the fastest plan that fits, is not a baseline, and runs at most
@@ -22,7 +22,6 @@ memory caps, unequal GPUs) and unequal token splits happen inside predict().
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -32,9 +31,9 @@ from .cluster import Cluster
 from .cost.predict import predict, serial_latency
 from .hardware import Profile
 from .legality import plan_errors
-from .plan import Plan, factorisations, make_plan
+from .plan import SERIAL, factorisations, make_plan
 from .spec import ModelSpec, Prediction, Scenario
-from .strategies import STRATEGIES
+from .strategies import PAIRS, REGISTRY, STRATEGIES, is_recommendable
 
 
 @dataclass
@@ -62,55 +61,46 @@ class SearchResult:
 
 def families(include_baselines: bool) -> list[tuple[str, ...]]:
     g = nx.Graph()
-    keys = [k for k, s in STRATEGIES.items() if k != "serial" and (s.recommend or include_baselines)]
+    keys = [s.key for s in REGISTRY if s.recommend or include_baselines]
     g.add_nodes_from(keys)
-    for a in keys:
-        for b in keys:
-            if a < b and b in STRATEGIES[a].combines_with and a in STRATEGIES[b].combines_with:
-                g.add_edge(a, b)
+    g.add_edges_from(tuple(p) for p in PAIRS if p <= set(keys))
     return sorted(tuple(sorted(c)) for c in nx.find_cliques(g))
 
 
-def _caps(model: ModelSpec, sc: Scenario) -> dict[str, int]:
-    heads = math.gcd(*model.attention_heads()) if model.attention_heads() else 1
-    rows = model.latent_rows()
-    blocks = len(model.blocks)
-    return {"cfg": 2 if sc.cfg else 1, "hybridiff": 2 if sc.cfg else 1, "dp": sc.batch,
-            "ulysses": heads, "tp": heads, "ring": rows, "distrifusion": rows, "sync_patch": rows,
-            "naive_patch": rows, "pipefusion": blocks, "asyncdiff": blocks, "paradigms": sc.steps,
-            "parastep": sc.steps, "dsp": rows if model.facts.factorised_attention else 1}
+def caps(model: ModelSpec, sc: Scenario) -> dict[str, int]:
+    """The largest degree of each key that can ever be legal here (Strategy.cap)."""
+    out = {}
+    for s in REGISTRY:
+        c = s.cap(model, sc)
+        if c is not None:
+            out[s.key] = c
+    return out
 
 
 def candidates(model: ModelSpec, sc: Scenario, n: int, include_baselines: bool = False):
     """Every plan (with variants) whose degrees multiply to n, within the caps."""
     seen = set()
-    caps = _caps(model, sc)
+    limits = caps(model, sc)
     for fam in families(include_baselines):
-        for degrees in factorisations(n, fam, caps):
-            for plan in _variants(degrees):
+        for degrees in factorisations(n, fam, limits):
+            for plan in variants(degrees):
                 s = str(plan)
                 if s not in seen:
                     seen.add(s)
                     yield plan
     if n == 1:
-        yield Plan()
+        yield SERIAL
 
 
-def _variants(degrees: dict[str, int]):
-    if "hybridiff" in degrees and degrees["hybridiff"] != 2:
-        return
-    if "pipefusion" in degrees:
-        pp = degrees["pipefusion"]
-        yield make_plan(degrees)
-        yield make_plan(degrees | {"patches": 2 * pp})
-        return
-    if "asyncdiff" in degrees:
-        g = degrees["asyncdiff"]          # GPUs along the AsyncDiff dimension
-        if g >= 2:
-            yield make_plan(degrees)
-        if g >= 3:
-            yield make_plan(degrees | {"asyncdiff": g - 1, "stride": 2})
-        return
+def variants(degrees: dict[str, int]):
+    """The plans the search tries for one factorisation: the strategies' variants (at most
+    one strategy of a plan has any; one that returns none drops the factorisation)."""
+    for k in degrees:
+        options = STRATEGIES[k].variants(degrees)
+        if options is not None:
+            for change in options:
+                yield make_plan(degrees | change)
+            return
     yield make_plan(degrees)
 
 
@@ -161,13 +151,13 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
             preds.append(choice.prediction)
             preds.sort(key=_rank)
     t_ilp = time.perf_counter() - t_ilp
-    rec = next((p for p in preds if p.fits and _recommendable(p.plan) and p.approx_steps <= approx_budget), None)
+    rec = next((p for p in preds if _eligible(p, approx_budget)), None)
     return SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal,
                         time.perf_counter() - t0, placements=placements, schedule=choice, ilp_seconds=t_ilp)
 
 
 def _eligible(p: Prediction, budget: int) -> bool:
-    return p.fits and _recommendable(p.plan) and p.approx_steps <= budget
+    return p.fits and is_recommendable(p.plan) and p.approx_steps <= budget
 
 
 def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
@@ -180,10 +170,8 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
     best placed latency (or after `top` plans). On mixed GPUs the order also changes
     compute (token splits, stage GPUs), so the `top` fastest plans are taken instead."""
     from .ilp.placement import place
-    from .layout import dimension_sizes
-    from .plan import parse_plan
     out, placements = list(preds), []
-    idx = [i for i, p in enumerate(preds) if _eligible(p, budget) and len(dimension_sizes(parse_plan(p.plan))) > 1]
+    idx = [i for i, p in enumerate(preds) if _eligible(p, budget) and len(p.plan.degrees) > 1]
     if not idx:
         return out, placements
 
@@ -195,7 +183,7 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
     for i in queue[:top]:
         if cluster.uniform and placements and bound(i) >= best:
             break
-        pl = place(parse_plan(preds[i].plan), model, sc, cluster, profile, xdit_pred=preds[i])
+        pl = place(preds[i].plan, model, sc, cluster, profile, xdit_pred=preds[i])
         placements.append(pl)
         best = min(best, pl.latency_s)
         if pl.moved:
@@ -209,8 +197,7 @@ def _place_schedule(choice, model, sc, cluster, profile):
     """Re-place the schedule's runs (planner/ilp/placement.place_schedule); a faster
     order replaces the schedule's prediction, with a note."""
     from .ilp.placement import place
-    from .plan import parse_plan
-    pl = place(parse_plan(choice.prediction.plan), model, sc, cluster, profile, xdit_pred=choice.prediction)
+    pl = place(choice.prediction.plan, model, sc, cluster, profile, xdit_pred=choice.prediction)
     if pl.moved:
         pl.prediction.notes.extend(n for n in choice.prediction.notes if n not in pl.prediction.notes)
         pl.prediction.notes.append(pl.note())
@@ -223,9 +210,9 @@ def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
     from .ilp.schedule_modes import best_schedule
     best = next((p for p in preds if _eligible(p, budget)), None)
     beat = best.latency_s - best.breakdown.text_encoders - best.breakdown.vae if best else None
-    # Hybridiff is itself a switch (CFG, then a pipeline window): a schedule that only
-    # matches it is still worth showing, because it says where the window goes
-    gain = 0.0 if best is None or "hybridiff" in best.plan else MIN_SCHEDULE_GAIN
+    # A windowed strategy is itself a switch (Hybridiff: CFG, then a pipeline window): a
+    # schedule that only matches it is still worth showing, because it says where the window goes
+    gain = 0.0 if best is None or any(STRATEGIES[k].window_modifier for k in best.plan.keys) else MIN_SCHEDULE_GAIN
     need = beat - best.latency_s * gain / (1 + gain) if best else None
     choice = best_schedule(preds, model, sc, cluster, profile, budget, window, time_limit=time_limit,
                            must_beat_s=need)
@@ -241,9 +228,4 @@ def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
 
 def _rank(p: Prediction):
     """Fitting plans first, by latency; a schedule ranks before a single plan it ties with."""
-    return (not p.fits, p.latency_s * (1 - TIE if "|" in p.plan else 1))
-
-
-def _recommendable(plan_str: str) -> bool:
-    return all(STRATEGIES[item.split("=")[0]].recommend
-               for item in plan_str.split() if "=" in item and item.split("=")[0] in STRATEGIES)
+    return (not p.fits, p.latency_s * (1 - TIE if p.plan.segments else 1))

@@ -12,6 +12,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plan import Plan
 
 
 class OpKind(str, Enum):
@@ -295,7 +299,7 @@ class MemoryBreakdown:
 class Prediction:
     """The cost model's answer for one plan on one scenario and cluster."""
 
-    plan: str
+    plan: "Plan"
     latency_s: float
     step_s: float                  # steady-state time per denoising step
     serial_latency_s: float
@@ -320,7 +324,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {
-            "plan": self.plan,
+            "plan": str(self.plan),
             "latency_s": round(self.latency_s, 4),
             "speedup": round(self.speedup, 3),
             "step_s": round(self.step_s, 5),

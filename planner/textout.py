@@ -47,7 +47,7 @@ def table(preds: list[Prediction], top: int, recommended: Prediction | None = No
     for i, p in enumerate(preds[:top], 1):
         b = p.breakdown
         mark = "*" if recommended is not None and p.plan == recommended.plan else " "
-        rows.append(f"{i:>3}{mark} {p.plan:<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
+        rows.append(f"{i:>3}{mark} {str(p.plan):<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
                     f"{p.memory_bytes / GB:>7.1f} {'yes' if p.fits else 'OOM':>4} {fidelity(p):>9}"
                     f"   {fmt_s(b.compute):>8} {fmt_s(b.comm):>8} {fmt_s(b.bubble):>8} "
                     f"{fmt_s(b.text_encoders):>7} {fmt_s(b.vae):>7}")
@@ -71,8 +71,8 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
     for p in preds:
         if len(out) >= 4:
             break
-        family = p.plan.split("=")[0]
-        if p.plan in seen or any(s.startswith(family) for s in seen):
+        family = p.plan.keys[:1]
+        if p.plan in seen or any(s.keys[:1] == family for s in seen):
             continue
         seen.add(p.plan)
         pb = p.breakdown

@@ -22,7 +22,7 @@ def xdit_flags(plan: Plan, model_id: str, arch: str, warmup_default: int = 1,
     if other:
         problems.append(f"xDiT has no {', '.join(other)} (main branch; DistriFusion lives in the legacy "
                         f"distrifuser/PipeFusion repositories, the others in their own)")
-    if plan.schedule:
+    if plan.segments:
         problems.append("xDiT cannot switch strategies during sampling (schedule segments)")
     if plan.degree("pipefusion") > 1 and not any(m in model_id for m in PIPEFUSION_MODELS):
         problems.append(f"xDiT implements PipeFusion only for PixArt, SD3, HunyuanDiT, SANA and Flux, not {model_id}")
@@ -74,7 +74,7 @@ def xdit_devices(plan: Plan, ilp: dict, cluster) -> dict:
     order, the GPU order per node that gives xDiT that layout (device_order)."""
     from .ilp.placement import moved_order
     order = moved_order((ilp or {}).get("placement"), str(plan))
-    if plan.schedule or order is None:
+    if plan.segments or order is None:
         return {}
     lists, why = device_order(plan, order, cluster.node_of)
     return {"placed_order": list(order), "cuda_visible_devices": lists, "why_not": why or None}

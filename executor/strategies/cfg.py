@@ -11,8 +11,13 @@ coordinate and `guided` all-gathers and combines. This module names the rule.
 """
 from __future__ import annotations
 
+from .runner import Runner
+
 BRANCHES = ("cond", "uncond")    # cfg coordinate -> branch
 
 
 def branch(coord: int) -> str:
     return BRANCHES[coord]
+
+
+RUNNER = Runner("cfg")

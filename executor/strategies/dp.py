@@ -6,7 +6,12 @@ and the images are all-gathered once at the end (runtime.Setup.gather). Exact.
 """
 from __future__ import annotations
 
+from .runner import Runner
+
 
 def images(coord: int, degree: int, batch: int) -> tuple[int, int]:
     per = batch // degree
     return coord * per, (coord + 1) * per
+
+
+RUNNER = Runner("dp")

@@ -18,7 +18,7 @@ from ..cluster import Cluster
 from ..hardware import GpuSpec, Profile
 from ..plan import Plan
 from ..spec import ModelSpec, Scenario
-from ..strategies import STRATEGIES, scheduling_strategy, warmup_steps
+from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
 from . import compute
 from .comm import collective_time
@@ -86,13 +86,11 @@ class Engine:
         self.plan, self.layout = plan, layout
         self.eta = profile.calibration.overlap_eff
         self.table = compute.op_table(model)
-        split, shard = 1, Shard()
+        shard = Shard()
         for key, d in plan.degrees:
-            s = STRATEGIES[key]
-            split *= s.batch_split(d)
-            shard = shard * s.shard(d, plan)
-        self.local = Local(batch=sc.branches / split, shard=shard, elem=sc.elem_bytes,
-                           tp=plan.degree("tp"), sp=shard.seq, latent=model.latent_shape[1:])
+            shard = shard * STRATEGIES[key].shard(d, plan)
+        self.local = Local(batch=samples_per_rank(plan, sc.branches), shard=shard, elem=sc.elem_bytes,
+                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:])
         ranks = range(plan.gpus)
         self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
@@ -247,7 +245,7 @@ class Engine:
 
 def schedule(engine: Engine, detail: bool) -> Denoise:
     """The denoising loop under the plan: the plan's scheduling strategy if it has one."""
-    s = scheduling_strategy(engine.plan)
+    s = loop_strategy(engine.plan)
     if s is None:
         return engine.layerwise(detail)
     key = s.key

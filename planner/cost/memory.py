@@ -15,7 +15,7 @@ VAE decode + runtime.
 from __future__ import annotations
 
 from ..spec import MemoryBreakdown
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, images_per_rank
 from . import compute
 
 GiB = 2**30
@@ -46,7 +46,7 @@ def memory(eng, rank_blocks) -> MemoryBreakdown:
         if worst is None or m.total() > worst.total():
             worst = m
     worst.text_encoders = sum(e.params for e in model.text_encoders) * local.elem
-    images = sc.batch / plan.degree("dp")
+    images = images_per_rank(plan, sc.batch)
     vae = model.vae_decoder
     vae_act = compute.activation_peak(compute.stage_table(vae), compute.Shard(), 1, images, local.elem) \
         if vae.ops else 0.0

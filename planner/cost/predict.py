@@ -16,7 +16,7 @@ from ..hardware import Profile
 from ..layout import Layout, layout_for
 from ..plan import Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
-from ..strategies import STRATEGIES, approx_steps, is_exact
+from ..strategies import STRATEGIES, approx_steps, images_per_rank, is_exact, samples_per_rank
 from . import compute
 from .engine import Denoise, Engine, schedule
 from .memory import memory
@@ -25,7 +25,7 @@ from .memory import memory
 def predict(plan: Plan, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
             layout: Layout | None = None, detail: bool = False) -> Prediction:
     """Assumes the plan is legal (planner/legality.py)."""
-    if plan.schedule:
+    if plan.segments:
         return _predict_schedule(plan, model, sc, cluster, profile, layout, detail)
     layout = layout or layout_for(plan)
     eng = Engine(model, sc, cluster, profile, plan, layout)
@@ -41,13 +41,10 @@ def _stages(eng: Engine) -> tuple[float, float]:
     sc, plan = eng.sc, eng.plan
     if sc.scope == "denoise":
         return 0.0, 0.0
-    split = 1
-    for k, d in plan.degrees:
-        split *= STRATEGIES[k].batch_split(d)
-    prompts = sc.branches / split
+    prompts = samples_per_rank(plan, sc.branches)
     args = (sc.elem_bytes, sc.dtype, eng.gpu, eng.profile, sc.compiled)
     text = sum(compute.stage_time(e, prompts, *args) for e in eng.model.text_encoders)
-    vae = compute.stage_time(eng.model.vae_decoder, sc.batch / plan.degree("dp"), *args)
+    vae = compute.stage_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args)
     return text, vae
 
 
@@ -56,7 +53,7 @@ def _prediction(plan, eng, den: Denoise, text_s, vae_s, mem, detail) -> Predicti
                    vae=vae_s, other=den.other)
     capacity = min(eng.cluster.gpus[r].memory_bytes for r in range(plan.gpus))
     return Prediction(
-        plan=str(plan), latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
+        plan=plan, latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
         serial_latency_s=serial_latency(eng.model, eng.sc, eng.cluster, eng.profile),
         memory_bytes=mem.total(), capacity_bytes=capacity, exact=is_exact(plan), breakdown=bd,
         memory=mem, comm_bytes_per_step=den.comm_bytes_per_step, notes=list(den.notes),
@@ -82,10 +79,6 @@ def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Pr
     return hit[2]
 
 
-# Plan keys that leave each rank with a slice of the latent between steps.
-LATENT_SPLIT_KEYS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
-
-
 def reshard_s(eng: Engine) -> float:
     """Seconds to leave `eng`'s plan between two steps so that another plan can take
     over: the next plan needs the whole latent on every rank (it slices its own share
@@ -93,14 +86,16 @@ def reshard_s(eng: Engine) -> float:
     of the loop (xDiT gathers once, after the last step), so they all-gather them; a
     PipeFusion pipeline's last stage holds the updated latent and broadcasts it to the
     other stages; CFG, data, tensor, AsyncDiff and step-parallel plans already hold it
-    whole on every rank. Stale K/V and activations are not moved: a strategy switched in
+    whole on every rank (Strategy.leave_comm). Stale K/V and activations are not moved: a strategy switched in
     rebuilds them in its own synchronous warm-up steps, which its run already pays.
     Used by _predict_schedule and by planner/ilp/schedule_modes.py, so that the schedule
     integer program and predict() cost a switch the same way."""
-    latent = eng.model.latent_elems() * eng.sc.batch / eng.plan.degree("dp") * eng.sc.elem_bytes
-    t = sum(eng.collective("all_gather", k, latent) for k in LATENT_SPLIT_KEYS if eng.plan.degree(k) > 1)
-    if eng.plan.degree("pipefusion") > 1:
-        t += eng.collective("broadcast", "pipefusion", latent)
+    latent = eng.model.latent_elems() * images_per_rank(eng.plan, eng.sc.batch) * eng.sc.elem_bytes
+    t = 0.0
+    for k, d in eng.plan.degrees:
+        kind = STRATEGIES[k].leave_comm(d)
+        if kind is not None:
+            t += eng.collective(kind, k, latent)
     return t
 
 
@@ -115,7 +110,7 @@ def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
             runs[-1] = (p, runs[-1][1] + n)
         elif n > 0:
             runs.append((p, n))
-    for seg in plan.schedule:
+    for seg in plan.segments:
         add(plan.base(), seg.first - step)
         add(seg.plan, seg.last - seg.first + 1)
         step = seg.last + 1

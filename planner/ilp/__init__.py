@@ -52,16 +52,15 @@ def evaluate_given(plan, model, sc, cluster, profile, placement: str | None):
     return predict(plan, model, sc, cluster, profile), {"placement": None, "placements": [], "schedule": None}
 
 
-def hetero_details(plan_str: str, model, sc, cluster, profile, order=None) -> dict | None:
+def hetero_details(plan, model, sc, cluster, profile, order=None) -> dict | None:
     """Unequal splits of a plan on mixed GPUs, for the JSON: rows per rank of every token
     group, and a STADI-style step allocation for them. None on uniform clusters."""
-    if cluster.uniform or not plan_str:
+    if cluster.uniform or plan is None:
         return None
     from ..cost.engine import Engine
     from ..layout import layout_for
-    from ..plan import parse_plan
     from .hetero import allocate_steps
-    plan = parse_plan(plan_str).base()
+    plan = plan.base()
     eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, tuple(order or ())))
     out: dict = {"gpus": [g.id for g in cluster.gpus]}
     if eng.split is not None:

@@ -33,7 +33,6 @@ from ..cost import compute
 from ..strategies.base import Shard
 from .solver import SolveError, SolveInfo, new_var, solve, value
 
-TOKEN_KEYS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
 TIME_LIMIT = 2.0
 _SPLITS: dict = {}
 
@@ -137,10 +136,10 @@ def _times(eng, local, gpu, share: float) -> np.ndarray:
 def token_split(eng) -> TokenSplit | None:
     """Unequal token shares for a layer-wise plan on mixed GPUs, or None (uniform GPUs
     in every token group, no token-splitting dimension, or a pipeline/step schedule)."""
-    from ..strategies import scheduling_strategy
+    from ..strategies import LATENT_SPLIT_KEYS, loop_strategy
     plan = eng.plan
-    keys = tuple(k for k in TOKEN_KEYS if plan.degree(k) > 1)
-    if not keys or scheduling_strategy(plan) is not None:
+    keys = tuple(k for k in LATENT_SPLIT_KEYS if plan.degree(k) > 1)
+    if not keys or loop_strategy(plan) is not None:
         return None
     groups = token_groups(eng.layout, keys)
     gpus = eng.cluster.gpus

@@ -42,7 +42,7 @@ from ..cost.engine import Engine, schedule
 from ..cost.predict import predict, schedule_runs
 from ..layout import XDIT_ORDER, Layout, dimension_names, dimension_sizes, layout_for, ordered_layout
 from ..plan import Plan
-from ..strategies import scheduling_strategy
+from ..strategies import STRATEGIES, loop_strategy
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
 
 K_BEST = 2
@@ -57,7 +57,7 @@ TIE_GAIN = 0.0005
 
 @dataclass
 class Placement:
-    plan: str
+    plan: Plan
     order: tuple[str, ...]          # chosen, inner -> outer
     latency_s: float                # predict() with the chosen order
     xdit_order: tuple[str, ...]
@@ -81,7 +81,7 @@ class Placement:
         return self.xdit_latency_s / self.latency_s - 1.0 if self.latency_s > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {"plan": self.plan, "order": list(self.order), "latency_s": round(self.latency_s, 6),
+        return {"plan": str(self.plan), "order": list(self.order), "latency_s": round(self.latency_s, 6),
                 "xdit_order": list(self.xdit_order), "xdit_latency_s": round(self.xdit_latency_s, 6),
                 "gain": round(self.gain, 4), "orders_predicted": self.tried,
                 "solver": self.info.to_dict() if self.info else None}
@@ -131,16 +131,16 @@ def stride_costs(plan: Plan, model, sc, cluster, profile) -> dict[str, dict[int,
     """c[d][s]: seconds dimension d's communication costs at stride s (module doc)."""
     sizes = dimension_sizes(plan)
     n = math.prod(sizes.values())
-    driver = scheduling_strategy(plan)
-    pp = plan.degree("pipefusion")
-    # a rank holds 1/pp of the blocks and runs each of them once per patch
-    calls = plan.get("patches", pp) / pp if pp > 1 else 1.0
+    owner = loop_strategy(plan)
+    # how often a rank runs each block it holds per step, relative to once per block (a
+    # PipeFusion stage holds 1/N of the blocks and runs them once per patch)
+    calls = math.prod(STRATEGIES[k].block_calls(d, plan) for k, d in plan.degrees)
     out: dict[str, dict[int, float]] = {}
     for d, strides in stride_options(sizes).items():
         out[d] = {}
         for s in strides:
             eng = Engine(model, sc, cluster, profile, plan, _probe(plan, d, sizes[d], s, n))
-            if driver is not None and d == driver.key:
+            if owner is not None and d == owner.key:
                 out[d][s] = schedule(eng, False).total
                 continue
             costs = eng.block_costs(keys=(d,))
@@ -210,13 +210,13 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
           time_limit: float = TIME_LIMIT) -> Placement:
     """The best layout order for `plan` (module doc). xdit_pred: predict() of the plan
     with xDiT's order, if the caller has it."""
-    if plan.schedule:
+    if plan.segments:
         return place_schedule(plan, model, sc, cluster, profile, xdit_pred)
     xdit = layout_for(plan.base(), XDIT_ORDER)
     xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit)
     sizes = dimension_sizes(plan.base())
     if len(sizes) <= 1:
-        return Placement(str(plan), xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
     if len(sizes) == 2:
         # two orders: predicting the other one is exact and cheaper than the program
         orders, info = [(tuple(reversed(xdit.order)), 0.0)], None
@@ -225,7 +225,7 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
     if all(max(c.values()) - min(c.values()) <= 1e-12 * max(abs(v) for v in c.values()) for c in costs.values()):
         # every dimension costs the same at every stride (e.g. one NVSwitch node): every
         # order is as good as xDiT's
-        return Placement(str(plan), xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
     orders, info = solve_orders(sizes, costs, k, time_limit)
     return _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info)
 
@@ -241,7 +241,7 @@ def _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info) -> Place
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, order, p)
-    return Placement(str(plan), best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
+    return Placement(plan, best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
 
 
 def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> Placement:
@@ -253,7 +253,7 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
     xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit))
     if all(len(dimension_sizes(p)) <= 1 for p in runs):
         # no run has two dimensions: every order lays out every run the same
-        return Placement(str(plan), xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
     if math.factorial(len(xdit)) <= MAX_SCHEDULE_ORDERS:
         orders = list(itertools.permutations(xdit))
     else:
@@ -272,4 +272,4 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, tuple(order), p)
-    return Placement(str(plan), best[1], best[0], xdit, xp.latency_s, best[2], None, tried)
+    return Placement(plan, best[1], best[0], xdit, xp.latency_s, best[2], None, tried)

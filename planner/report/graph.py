@@ -30,15 +30,13 @@ def graph_to_dict(cluster) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
-def layout_to_dict(plan_str: str, order: tuple[str, ...] | None = None) -> dict:
+def layout_to_dict(plan, order: tuple[str, ...] | None = None) -> dict:
     """The rank groups of each parallel dimension of a plan (planner/layout.py) in
-    `order` (default xDiT's), for the plan's base when it has a step schedule (the
+    `order` (default xDiT's), for the plan's base when it has step segments (the
     layout the schedule switches from)."""
     from ..layout import XDIT_ORDER, layout_for
-    from ..plan import parse_plan
-    plan = parse_plan(plan_str)
     lay = layout_for(plan.base(), order or XDIT_ORDER)
-    return {"plan": plan_str, "ranks": lay.ranks, "sizes": [[k, s] for k, s in lay.sizes],
+    return {"plan": str(plan), "ranks": lay.ranks, "sizes": [[k, s] for k, s in lay.sizes],
             "groups": {k: [list(gr) for gr in lay.groups(k)] for k in lay.order}}
 
 

@@ -46,15 +46,14 @@ def plan_outputs(args, out: dict, preds, rec, model, sc, cluster, profile) -> li
         from ..cost.predict import predict
         from ..ilp.placement import moved_order
         from ..layout import XDIT_ORDER, ordered_layout
-        from ..plan import parse_plan
         # the layout order the placement chose for this plan (as its prediction), else xDiT's
-        order = moved_order((out.get("ilp") or {}).get("placement"), shown.plan) or XDIT_ORDER
-        plan = parse_plan(shown.plan)
+        order = moved_order((out.get("ilp") or {}).get("placement"), str(shown.plan)) or XDIT_ORDER
+        plan = shown.plan
         detailed = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), detail=True)
         timeline = detailed.timeline
         if timeline is not None:
             out["timeline"] = timeline_to_dict(timeline) | {
-                "plan": shown.plan, "recommended": shown is rec}
+                "plan": str(shown.plan), "recommended": shown is rec}
         out["layout"] = layout_to_dict(shown.plan, order)
     out["cluster_graph"] = graph_to_dict(cluster)
     written = []

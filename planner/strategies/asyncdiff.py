@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Strategy
+from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
 
@@ -21,11 +21,27 @@ class AsyncDiff(Strategy):
     fidelity = "approx"
     splits = "the denoiser into components on staggered timesteps"
     default_warmup = 3
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "asyncdiff"
+    layout_rank = 8
+    modifiers = (WARMUP, Modifier("stride"))
+    collectives = frozenset({"broadcast"})
+    owns_loop = True
+    stage_cuts = True
+
+    def cap(self, model, sc):
+        return len(model.blocks)
+
+    def variants(self, degrees):
+        g = degrees[self.key]          # GPUs along the AsyncDiff dimension
+        out = [{}] if g >= 2 else []
+        if g >= 3:                     # stride 2: N components on N + 1 GPUs
+            out.append({self.key: g - 1, "stride": 2})
+        return out
 
     def gpus(self, d, plan):
         return d + int(plan.get("stride", 1)) - 1
+
+    def round_steps(self, d, plan):
+        return int(plan.get("stride", 1))
 
     def check(self, d, plan, model, sc):
         errs = []

@@ -12,7 +12,7 @@ Switching re-shards the latents twice. Approximate (inside the window).
 """
 from __future__ import annotations
 
-from .base import Strategy
+from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
 DEFAULT_K = 5
@@ -30,8 +30,18 @@ class Hybridiff(Strategy):
     exact = False
     fidelity = "approx"
     splits = "CFG branches, then a two-stage pipeline for k steps"
-    combines_with = frozenset({"dp"})
-    driver = "hybridiff"
+    layout_rank = 9
+    modifiers = (WARMUP, Modifier("k"))
+    collectives = frozenset({"all_gather", "broadcast"})
+    owns_loop = True
+    stage_cuts = True
+    window_modifier = "k"
+
+    def cap(self, model, sc):
+        return 2 if sc.cfg else 1
+
+    def variants(self, degrees):
+        return [{}] if degrees[self.key] == 2 else []     # one GPU per CFG branch
 
     def window(self, plan, steps: int) -> int:
         return min(int(plan.get("k", DEFAULT_K)), steps)
@@ -48,6 +58,10 @@ class Hybridiff(Strategy):
         if self.window(plan, sc.steps) >= sc.steps:
             errs.append(f"hybridiff k={plan.get('k', DEFAULT_K)} must be smaller than the {sc.steps} steps")
         return errs + stale_steps(plan, sc, "hybridiff", self.warmup(plan))
+
+    def entered_from(self, plan):
+        # the window needs the last unconditional prediction of a CFG-parallel step
+        return cfg_phase(plan)
 
     def schedule(self, d, eng, detail):
         from ..cost.engine import Denoise

@@ -31,8 +31,13 @@ class ParaDiGMS(Strategy):
     exact = False
     fidelity = "approx"
     splits = "timesteps (a window refined by Picard iterations)"
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "paradigms"
+    layout_rank = 11
+    collectives = frozenset({"all_gather"})
+    owns_loop = True
+    in_segments = False       # the Picard window spans the whole trajectory
+
+    def cap(self, model, sc):
+        return sc.steps
 
     def check(self, d, plan, model, sc):
         if d > sc.steps:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Strategy
+from .base import WARMUP, Strategy
 from .checks import stale_steps
 
 
@@ -20,8 +20,16 @@ class ParaStep(Strategy):
     fidelity = "approx"
     splits = "denoising steps (reuse the last noise prediction, then re-predict)"
     default_warmup = 1
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "parastep"
+    layout_rank = 10
+    modifiers = (WARMUP,)
+    collectives = frozenset({"all_gather"})
+    owns_loop = True
+
+    def cap(self, model, sc):
+        return sc.steps
+
+    def round_steps(self, d, plan):
+        return d
 
     def check(self, d, plan, model, sc):
         errs = stale_steps(plan, sc, "parastep", self.warmup(plan))

@@ -9,9 +9,8 @@ The first `warmup` steps (default 1, xDiT's default) run synchronously without s
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
 Timing comes from the pipeline timeline in planner/cost/drivers.py.
 """
-from .base import Shard, Strategy, self_attention_kv_bytes
-from .checks import rows_divisible, stale_steps
-from .ulysses import SP_FAMILY
+from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
+from .checks import stale_steps
 
 
 class PipeFusion(Strategy):
@@ -20,11 +19,31 @@ class PipeFusion(Strategy):
     fidelity = "near"
     splits = "layers into stages x the image into patches"
     default_warmup = 1
-    combines_with = SP_FAMILY - {"pipefusion"} | {"ulysses", "ring", "tp"}
-    driver = "pipefusion"
+    layout_rank = 7
+    modifiers = (Modifier("patches"), WARMUP)
+    collectives = frozenset({"p2p", "broadcast"})
+    overlaps_compute = True
+    owns_loop = True
+    stage_cuts = True
 
     def patches(self, d, plan) -> int:
         return int(plan.get("patches", d))
+
+    def cap(self, model, sc):
+        return len(model.blocks)
+
+    def variants(self, degrees):
+        # xDiT sweeps M around N; its App. B finds M = N best: try M = N and M = 2N
+        return [{}, {"patches": 2 * degrees[self.key]}]
+
+    def block_calls(self, d, plan):
+        return self.patches(d, plan) / d     # 1/N of the blocks, once per patch
+
+    def row_slices(self, d, plan):
+        return self.patches(d, plan)
+
+    def leave_comm(self, d):
+        return "broadcast"    # the last stage holds the updated latent
 
     def check(self, d, plan, model, sc):
         errs = []
@@ -32,7 +51,7 @@ class PipeFusion(Strategy):
             errs.append(f"pipefusion={d} needs at least {d} blocks; {model.id} has {len(model.blocks)}")
         if self.patches(d, plan) < 1:
             errs.append("patches must be >= 1")
-        return errs + rows_divisible(plan, model) + stale_steps(plan, sc, "pipefusion", self.warmup(plan))
+        return errs + stale_steps(plan, sc, "pipefusion", self.warmup(plan))
 
     def shard(self, d, plan):
         m = self.patches(d, plan)

@@ -14,6 +14,7 @@ import functools
 import importlib
 import numbers
 
+from planner.errors import UserError
 from planner.spec import ModelFacts, ModelSpec
 from planner.zoo.facts import FACTS
 from planner.zoo.layers import Grid
@@ -25,7 +26,7 @@ __all__ = ["ZooError", "model_ids", "facts", "build"]
 _MICRO_BATCH = {"opensora-1.2": (17, 5)}
 
 
-class ZooError(ValueError):
+class ZooError(UserError):
     """Unknown model id."""
 
 
