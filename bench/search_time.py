@@ -57,7 +57,6 @@ def one(index: int) -> dict:
     from planner import zoo
     from planner.cluster import build_cluster, load_cluster_file
     from planner.hardware import default_profile
-    from planner.ilp.placement import moved_order
     from planner.search import search
     from planner.spec import Scenario
     label, target, scen, clus, opts = SCENARIOS[index]
@@ -73,14 +72,13 @@ def one(index: int) -> dict:
     res = search(model, sc, cluster, profile, **opts)
     seconds = time.perf_counter() - t0
     rec = res.recommended
-    ilp = res.ilp_dict()
-    pl = ilp["placement"]
-    order = moved_order(pl)
+    pl = res.placement_of(rec.plan) if rec else None
+    moved = pl is not None and pl.moved
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
             "predicted": len(res.ranked), "recommended": str(rec.plan) if rec else "none",
-            "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if order else 0.0,
-            "placement_order": " < ".join(order) if order else "",
-            "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}
+            "speedup": rec.speedup if rec else 0.0, "placement_gain": round(pl.gain, 4) if moved else 0.0,
+            "placement_order": " < ".join(pl.order) if moved else "",
+            "schedule": str(res.schedule.plan) if res.schedule else ""}
 
 
 def measure(index: int, runs: int) -> dict:

@@ -58,6 +58,11 @@ class Layout:
             rest //= s
         return out
 
+    def to_dict(self, plan: Plan) -> dict:
+        """JSON form: the plan, and the rank groups of each of its dimensions."""
+        return {"plan": str(plan), "ranks": self.ranks, "sizes": [[k, s] for k, s in self.sizes],
+                "groups": {k: [list(gr) for gr in self.groups(k)] for k in self.order}}
+
     def describe(self) -> str:
         return " < ".join(f"{k}={s}" for k, s in self.sizes) + "  (inner < outer)"
 

@@ -30,33 +30,48 @@ import networkx as nx
 from .cluster import Cluster
 from .cost.predict import predict, serial_latency
 from .hardware import Profile
+from .ilp import SOLVERS
+from .ilp.hetero import HeteroSplit, hetero_split
+from .ilp.placement import Placement, place
+from .ilp.schedule_modes import ScheduleChoice, best_schedule
+from .layout import XDIT_ORDER, ordered_layout
 from .legality import plan_errors
-from .plan import SERIAL, factorisations, make_plan
+from .plan import SERIAL, Plan, factorisations, make_plan
 from .spec import ModelSpec, Prediction, Scenario
 from .strategies import PAIRS, REGISTRY, STRATEGIES, is_recommendable
+from .timeline import Timeline
 
 
 @dataclass
 class SearchResult:
+    """What the planner answers for one scenario and cluster, read by the text output, the
+    JSON document and the report (planner/plan_cli.py, textout.py, report/plan.py)."""
+
     ranked: list[Prediction]                 # fitting plans by latency, then OOM plans
     recommended: Prediction | None
     serial_latency_s: float
     considered: int                          # candidates generated
     illegal: int                             # rejected by constraints
     seconds: float
-    notes: list[str] = field(default_factory=list)
-    placements: list = field(default_factory=list)   # planner.ilp.placement.Placement of re-placed plans
-    schedule: object | None = None                   # planner.ilp.schedule_modes.ScheduleChoice, if any
-    ilp_seconds: float = 0.0                         # time spent in placement and schedule
+    placements: list[Placement] = field(default_factory=list)   # the plans the placement program re-placed
+    schedule: ScheduleChoice | None = None   # the switching schedule, if one is proposed
+    ilp_seconds: float = 0.0                 # time spent in placement and schedule
+    hetero: HeteroSplit | None = None        # the recommended plan's unequal splits (mixed GPUs)
+    timeline: Timeline | None = None         # the shown plan's simulated first steps (detail=True)
 
-    def ilp_dict(self) -> dict:
-        """What the integer programs chose, for `plan --json` ("ilp")."""
-        rec = self.recommended.plan if self.recommended else None
-        mine = next((p for p in self.placements if p.plan == rec), None)
-        return {"placement": mine.to_dict() if mine else None,
-                "placements": [p.to_dict() for p in self.placements],
-                "schedule": self.schedule.to_dict() if self.schedule else None,
-                "seconds": round(self.ilp_seconds, 3)}
+    @property
+    def shown(self) -> Prediction | None:
+        """The plan the details are about: the recommended one, else the fastest."""
+        return self.recommended or (self.ranked[0] if self.ranked else None)
+
+    def placement_of(self, plan: Plan | None) -> Placement | None:
+        return next((p for p in self.placements if p.plan == plan), None) if plan is not None else None
+
+    def order_of(self, plan: Plan | None) -> tuple[str, ...]:
+        """The layout order `plan`'s prediction used: the placement's when it beats xDiT's
+        order (Placement.moved), else xDiT's."""
+        pl = self.placement_of(plan)
+        return tuple(pl.order) if pl is not None and pl.moved else XDIT_ORDER
 
 
 def families(include_baselines: bool) -> list[tuple[str, ...]]:
@@ -118,10 +133,12 @@ PLACE_TOP = 3            # most plans re-placed by the placement program (each c
 def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, exact_only: bool = False,
            include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS,
            schedules: bool = True, placement: str = "search", approx_window: tuple[int, int] | None = None,
-           place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT) -> SearchResult:
+           place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT,
+           detail: bool = False) -> SearchResult:
     """placement: "search" (re-place the top plans) or "xdit" (xDiT's fixed order);
     schedules: propose a switching schedule; approx_window: steps where approximate
-    strategies may run in a schedule (default planner/ilp/schedule_modes.default_window)."""
+    strategies may run in a schedule (default planner/ilp/schedule_modes.default_window);
+    detail: also simulate the shown plan's timeline (SearchResult.timeline)."""
     if placement not in ("search", "xdit"):
         raise ValueError(f"placement {placement!r}: accepted: search, xdit")
     t0 = time.perf_counter()
@@ -131,7 +148,7 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
         if plan_errors(plan, model, sc, cluster.n):
             illegal += 1
             continue
-        p = predict(plan, model, sc, cluster, profile)
+        p = predict(plan, model, sc, cluster, profile, solvers=SOLVERS)
         if exact_only and not p.exact:
             continue
         preds.append(p)
@@ -152,8 +169,42 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
             preds.sort(key=_rank)
     t_ilp = time.perf_counter() - t_ilp
     rec = next((p for p in preds if _eligible(p, approx_budget)), None)
-    return SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal,
-                        time.perf_counter() - t0, placements=placements, schedule=choice, ilp_seconds=t_ilp)
+    res = SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal, 0.0,
+                       placements=placements, schedule=choice, ilp_seconds=t_ilp)
+    _details(res, model, sc, cluster, profile, detail)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def evaluate(plan: Plan, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
+             placement: str = "xdit", detail: bool = False) -> SearchResult:
+    """One given (legal) plan, as a SearchResult of one: xDiT's layout order unless
+    placement="search" (then the placement program's)."""
+    t0 = time.perf_counter()
+    placements = []
+    if placement == "search":
+        pl = place(plan, model, sc, cluster, profile)
+        if pl.moved:
+            pl.prediction.notes.append(pl.note())
+        pred, placements = pl.prediction, [pl]
+    else:
+        pred = predict(plan, model, sc, cluster, profile, solvers=SOLVERS)
+    res = SearchResult([pred], pred, pred.serial_latency_s, 1, 0, 0.0, placements=placements)
+    _details(res, model, sc, cluster, profile, detail)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _details(res: SearchResult, model, sc, cluster, profile, detail: bool) -> None:
+    """The recommended plan's unequal splits, and the shown plan's timeline, each in the
+    layout order its prediction used."""
+    rec, shown = res.recommended, res.shown
+    if rec is not None:
+        res.hetero = hetero_split(rec.plan, model, sc, cluster, profile, res.order_of(rec.plan))
+    if detail and shown is not None:
+        layout = ordered_layout(shown.plan, res.order_of(shown.plan))
+        res.timeline = predict(shown.plan, model, sc, cluster, profile, layout=layout, detail=True,
+                               solvers=SOLVERS).timeline
 
 
 def _eligible(p: Prediction, budget: int) -> bool:
@@ -169,7 +220,6 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
     of that bound, the fastest plan first, and the scan stops when the bound passes the
     best placed latency (or after `top` plans). On mixed GPUs the order also changes
     compute (token splits, stage GPUs), so the `top` fastest plans are taken instead."""
-    from .ilp.placement import place
     out, placements = list(preds), []
     idx = [i for i, p in enumerate(preds) if _eligible(p, budget) and len(p.plan.degrees) > 1]
     if not idx:
@@ -196,7 +246,6 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
 def _place_schedule(choice, model, sc, cluster, profile):
     """Re-place the schedule's runs (planner/ilp/placement.place_schedule); a faster
     order replaces the schedule's prediction, with a note."""
-    from .ilp.placement import place
     pl = place(choice.prediction.plan, model, sc, cluster, profile, xdit_pred=choice.prediction)
     if pl.moved:
         pl.prediction.notes.extend(n for n in choice.prediction.notes if n not in pl.prediction.notes)
@@ -207,7 +256,6 @@ def _place_schedule(choice, model, sc, cluster, profile):
 
 def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
     """The switching schedule, if it is faster than every eligible single plan."""
-    from .ilp.schedule_modes import best_schedule
     best = next((p for p in preds if _eligible(p, budget)), None)
     beat = best.latency_s - best.breakdown.text_encoders - best.breakdown.vae if best else None
     # A windowed strategy is itself a switch (Hybridiff: CFG, then a pipeline window): a

@@ -108,3 +108,32 @@ def detail(p: Prediction) -> str:
              f"  traffic: {p.comm_bytes_per_step / 1e6:.1f} MB sent per rank per step"]
     lines += [f"  note: {n}" for n in p.notes]
     return "\n".join(lines)
+
+
+def ilp_lines(res) -> list[str]:
+    """What the integer programs changed (planner/search.SearchResult), in words."""
+    lines = []
+    rec = res.recommended
+    pl = res.placement_of(rec.plan) if rec else None
+    if pl is not None and pl.xdit_order:
+        if pl.moved:
+            lines.append(f"placement: {' < '.join(pl.order)} (inner < outer) is {pl.gain:.1%} faster "
+                         f"than xDiT's order {' < '.join(pl.xdit_order)} "
+                         f"({pl.xdit_latency_s:.4g} s -> {pl.latency_s:.4g} s)")
+        else:
+            lines.append(f"placement: xDiT's order {' < '.join(pl.xdit_order)} is already the best found"
+                         + ("" if tuple(pl.order) == tuple(pl.xdit_order) else f" (tied with {' < '.join(pl.order)})"))
+    sch = res.schedule
+    if sch is not None:
+        sol = sch.schedule.info.to_dict() if sch.schedule.info else {"gap": None, "status": "no solution in time"}
+        gap = f"{sol['gap']:.1%}" if sol["gap"] is not None else "open"
+        how = ("integer program optimal" if sol["status"] == "optimal" else
+               f"optimal by the exact DP; CBC stopped at its time limit, gap {gap}"
+               if sch.optimal else f"best found, gap {gap}")
+        lines.append(f"switching schedule: {sch.plan} ({sch.schedule.approx_steps} approximate steps; {how})")
+    split = res.hetero.token_split if res.hetero else None
+    if split is not None:
+        rows = "; ".join(f"{'+'.join(split.gpus[r].id for r in g)}: rows {list(s.rows)}"
+                         for g, s in list(zip(split.groups, split.splits))[:2])
+        lines.append(f"unequal token split by GPU speed: {rows}")
+    return lines

@@ -269,9 +269,9 @@ def test_placement_beats_xdit_on_two_ethernet_nodes():
     m, sc = scenario("flux.1-dev")
     c = build_cluster("l40", 16, 2, "pcie4-2socket", "ethernet")
     res = search(m, sc, c, PROFILE, exact_only=True)
-    d = res.ilp_dict()["placement"]
-    assert d is not None and d["gain"] > 0.05 and d["order"] != d["xdit_order"], d
-    assert res.recommended.latency_s == pytest.approx(d["latency_s"], rel=1e-6)
+    pl = res.placement_of(res.recommended.plan)
+    assert pl is not None and pl.gain > 0.05 and pl.order != pl.xdit_order, pl
+    assert res.recommended.latency_s == pytest.approx(pl.latency_s, rel=1e-6)
     xd = search(m, sc, c, PROFILE, exact_only=True, placement="xdit").recommended
     assert res.recommended.latency_s < xd.latency_s
 

@@ -1,29 +1,48 @@
-"""Per-block costs of one rank and the default (layer-wise) step schedule.
+"""Per-block costs of one rank and the default (layer-wise) denoising loop.
 
-`Engine` gathers what every schedule needs for one plan: the rank's local share of a
+`Engine` gathers what every loop needs for one plan: the rank's local share of a
 denoiser call (samples and shard, combined from the plan's strategies), per-block
-compute and communication times, and collective times on the plan's rank groups.
-Strategies that reorder work over blocks or steps (pipefusion, asyncdiff, paradigms,
-parastep, hybridiff) build their own schedule from these pieces; every other plan runs
-the blocks in order, which `layerwise` schedules here.
+compute and communication times, collective times on the plan's rank groups, and the
+stage cuts and per-stage GPUs of pipelines. Strategies that reorder work over blocks or
+steps (Strategy.owns_loop: pipefusion, asyncdiff, paradigms, parastep, hybridiff) build
+their own loop from these pieces; every other plan runs the blocks in order, which
+`layerwise` times here.
+
+How stages are cut and tokens split over unequal GPUs is the engine's `Solvers`: exact
+dynamic programs by default; the search injects planner/ilp's integer programs.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..cluster import Cluster
 from ..hardware import GpuSpec, Profile
+from ..layout import Layout
 from ..plan import Plan
 from ..spec import ModelSpec, Scenario
 from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
-from . import compute
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
+from . import compute, hetero, memory, partition
 from .comm import collective_time
-from ..layout import Layout
-from .timeline import COMM, COMPUTE, Timeline
+
+
+@dataclass(frozen=True)
+class Solvers:
+    """How the engine cuts pipeline stages and splits tokens over unequal GPUs:
+    partition(costs, parts, mem=, caps=) -> partition.Partition and
+    split_rows(a, b, total) -> hetero.RowSplit. Both defaults are exact (a DP and a greedy
+    rule); planner/ilp.SOLVERS states the same choices as integer programs."""
+
+    partition: Callable = partition.exact_partition
+    split_rows: Callable = hetero.greedy_rows
+
+
+EXACT = Solvers()
 
 
 
@@ -55,35 +74,11 @@ class BlockCosts:
         return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum())
 
 
-@dataclass
-class Denoise:
-    """A schedule's answer: the denoising loop's time on the critical rank and its parts.
-
-    compute, comm and other are what every step would cost in steady state; whatever
-    the loop takes beyond them (synchronous warm-up steps, pipeline fill and bubbles) is
-    the bubble."""
-
-    total: float
-    steady_step: float
-    compute: float            # compute on the critical rank, all steps at steady state
-    comm: float               # exposed communication, all steps at steady state
-    other: float              # per-step scheduler/launch overheads
-    comm_bytes_per_step: float
-    timeline: Timeline | None = None
-    rank_blocks: list[slice] | None = None   # blocks each pipeline stage holds (None: all)
-    cuts: list[slice] | None = None          # the schedule's partition of the blocks, if any
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def bubble(self) -> float:
-        return max(0.0, self.total - self.compute - self.comm - self.other)
-
-
 class Engine:
     def __init__(self, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
-                 plan: Plan, layout: Layout):
+                 plan: Plan, layout: Layout, solvers: Solvers = EXACT):
         self.model, self.sc, self.cluster, self.profile = model, sc, cluster, profile
-        self.plan, self.layout = plan, layout
+        self.plan, self.layout, self.solvers = plan, layout, solvers
         self.eta = profile.calibration.overlap_eff
         self.table = compute.op_table(model)
         shard = Shard()
@@ -96,19 +91,54 @@ class Engine:
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
         self._costs: dict = {}
         self._comm: dict = {}       # comm_time memo (layout-dependent: copies with another layout reset it)
-        # Hook (planner/ilp/hetero.py): on mixed GPUs a layer-wise sequence/patch split gives
-        # each rank rows in proportion to its speed instead of running all at the slowest pace.
-        self.split = None
-        if not cluster.uniform:
-            from ..ilp.hetero import token_split
-            self.split = token_split(self)
+        # on mixed GPUs a layer-wise sequence/patch split gives each rank rows in
+        # proportion to its speed instead of running all at the slowest pace (hetero.py)
+        self.split = None if cluster.uniform else hetero.token_split(self)
 
     def for_gpu(self, gpu: GpuSpec) -> "Engine":
-        """This engine with every rank on `gpu` (hook for planner/ilp/hetero.stage_engines:
-        a pipeline stage's costs on its own GPU). Shares nothing mutable with self."""
+        """This engine with every rank on `gpu` (a pipeline stage's costs on its own GPU).
+        Shares nothing mutable with self."""
         e = copy.copy(self)
         e.gpu, e.split, e._costs = gpu, None, {}
         return e
+
+    # ---------------------------------------------------------------- pipeline stages
+    def stage_engines(self, key: str) -> list["Engine"]:
+        """One engine per pipeline stage of dimension `key`, on the slowest GPU at that
+        stage's position in its groups (this engine for all stages on uniform GPUs)."""
+        groups = self.layout.groups(key)
+        gpus = self.cluster.gpus
+        size = len(groups[0])
+        per_stage = [min((gpus[g[s]] for g in groups), key=lambda x: x.peak(self.sc.dtype)) for s in range(size)]
+        if len({g.id for g in per_stage}) <= 1:
+            return [self] * size
+        made = {}
+        for g in per_stage:
+            if g.id not in made:
+                made[g.id] = self.for_gpu(g)
+        return [made[g.id] for g in per_stage]
+
+    def stage_cuts(self, rows: list, key: str) -> partition.Partition:
+        """Stage cuts for the pipeline dimension `key` (Strategy.stage_cuts). rows: each
+        stage's per-block time on its own GPU (stage_engines). A strategy whose stages hold
+        only their blocks' weights (Strategy.stage_weights: PipeFusion) gets per-stage
+        memory caps; one that keeps the whole model on every device (AsyncDiff) only
+        balances time. The cuts depend on block costs and memory, not on the step count:
+        memoised in the cost cache, which copies made for other step counts share."""
+        parts = len(rows)
+        memo = ("stage_cuts", key, parts)
+        if memo not in self._costs:
+            uniform = all(r is rows[0] or np.array_equal(r, rows[0]) for r in rows)
+            costs = rows[0] if uniform else np.vstack(rows)
+            mem = caps = None
+            if STRATEGIES[key].stage_weights:
+                mem, caps = memory.stage_caps(self, key, parts)
+            self._costs[memo] = self.solvers.partition(costs, parts, mem=mem, caps=caps)
+        return self._costs[memo]
+
+    def balanced_cuts(self, costs, parts: int) -> list[slice]:
+        """Contiguous cuts minimising the slowest part, no memory caps (partition.py)."""
+        return partition.balanced_cuts(costs, parts)
 
     # ---------------------------------------------------------------- communication
     def comm_time(self, c: Comm) -> float:
@@ -204,7 +234,7 @@ class Engine:
     def warmup_steps(self) -> int:
         return min(self.sc.steps, warmup_steps(self.plan))
 
-    def layerwise(self, detail: bool) -> Denoise:
+    def layerwise(self, detail: bool) -> LoopTime:
         """Every rank runs all blocks in order on its share; warm-up steps (if a strategy
         has them) wait for their asynchronous collectives."""
         sc, costs = self.sc, self.block_costs()
@@ -216,7 +246,7 @@ class Engine:
         total = warm * warm_step + (sc.steps - warm) * steady
         compute_s = float(costs.compute.sum())
         tl = self._layerwise_timeline(costs, warm, gather_s, other) if detail else None
-        return Denoise(total, steady, compute_s * sc.steps, (steady - other - compute_s) * sc.steps,
+        return LoopTime(total, steady, compute_s * sc.steps, (steady - other - compute_s) * sc.steps,
                        other * sc.steps, float(costs.sent.sum()) + gather_b, tl)
 
     def _layerwise_timeline(self, costs: BlockCosts, warm: int, gather_s: float, other: float) -> Timeline:
@@ -243,10 +273,9 @@ class Engine:
         return tl
 
 
-def schedule(engine: Engine, detail: bool) -> Denoise:
-    """The denoising loop under the plan: the plan's scheduling strategy if it has one."""
+def denoise(engine: Engine, detail: bool) -> LoopTime:
+    """The denoising loop under the plan: its loop strategy's, else layer-wise."""
     s = loop_strategy(engine.plan)
     if s is None:
         return engine.layerwise(detail)
-    key = s.key
-    return s.schedule(engine.plan.degree(key), engine, detail)
+    return s.loop(engine.plan.degree(s.key), engine, detail)

@@ -3,9 +3,11 @@
     latency = text encoders + denoising loop + VAE decode     (scope "pipeline")
             = denoising loop                                   (scope "denoise")
 
-The denoising loop comes from the plan's schedule (planner/cost/engine.py). A plan with
-a step schedule (`cfg=2 | 15-20: hybridiff=2 k=5`) runs each segment's plan for its
-steps, plus the cost of re-sharding the latents at every switch.
+The denoising loop comes from the plan's loop (planner/cost/engine.py `denoise`). A plan
+with step segments (`cfg=2 | 15-20: hybridiff=2 k=5`) runs each segment's plan for its
+steps, plus the cost of re-sharding the latents at every switch. `solvers` cut pipeline
+stages and split tokens over unequal GPUs (engine.Solvers: exact DPs by default, the
+integer programs where planner/ilp injects them).
 """
 from __future__ import annotations
 
@@ -18,18 +20,19 @@ from ..plan import Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
 from ..strategies import STRATEGIES, approx_steps, images_per_rank, is_exact, samples_per_rank
 from . import compute
-from .engine import Denoise, Engine, schedule
+from ..timeline import LoopTime
+from .engine import EXACT, Engine, Solvers, denoise
 from .memory import memory
 
 
 def predict(plan: Plan, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
-            layout: Layout | None = None, detail: bool = False) -> Prediction:
+            layout: Layout | None = None, detail: bool = False, solvers: Solvers = EXACT) -> Prediction:
     """Assumes the plan is legal (planner/legality.py)."""
     if plan.segments:
-        return _predict_schedule(plan, model, sc, cluster, profile, layout, detail)
+        return _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers)
     layout = layout or layout_for(plan)
-    eng = Engine(model, sc, cluster, profile, plan, layout)
-    den = schedule(eng, detail)
+    eng = Engine(model, sc, cluster, profile, plan, layout, solvers)
+    den = denoise(eng, detail)
     text_s, vae_s = _stages(eng)
     mem = memory(eng, den.rank_blocks)
     return _prediction(plan, eng, den, text_s, vae_s, mem, detail)
@@ -48,7 +51,7 @@ def _stages(eng: Engine) -> tuple[float, float]:
     return text, vae
 
 
-def _prediction(plan, eng, den: Denoise, text_s, vae_s, mem, detail) -> Prediction:
+def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Prediction:
     bd = Breakdown(compute=den.compute, comm=den.comm, bubble=den.bubble, text_encoders=text_s,
                    vae=vae_s, other=den.other)
     capacity = min(eng.cluster.gpus[r].memory_bytes for r in range(plan.gpus))
@@ -74,7 +77,7 @@ def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Pr
     if hit is None or hit[0] is not model or hit[1] is not cluster:
         eng = Engine(model, sc, cluster, profile, Plan(), layout_for(Plan()))
         text_s, vae_s = _stages(eng)
-        hit = (model, cluster, text_s + schedule(eng, False).total + vae_s)
+        hit = (model, cluster, text_s + denoise(eng, False).total + vae_s)
         _SERIAL[key] = hit
     return hit[2]
 
@@ -88,7 +91,7 @@ def reshard_s(eng: Engine) -> float:
     other stages; CFG, data, tensor, AsyncDiff and step-parallel plans already hold it
     whole on every rank (Strategy.leave_comm). Stale K/V and activations are not moved: a strategy switched in
     rebuilds them in its own synchronous warm-up steps, which its run already pays.
-    Used by _predict_schedule and by planner/ilp/schedule_modes.py, so that the schedule
+    Used by _predict_segments and by planner/ilp/schedule_modes.py, so that the schedule
     integer program and predict() cost a switch the same way."""
     latent = eng.model.latent_elems() * images_per_rank(eng.plan, eng.sc.batch) * eng.sc.elem_bytes
     t = 0.0
@@ -118,7 +121,7 @@ def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
     return runs
 
 
-def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Prediction:
+def _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers) -> Prediction:
     """Each run's plan for its steps (its warm-up included: a stale-activation strategy
     switched in must warm up again), plus re-sharding the latents at every switch.
     A run is costed as that plan's own denoising loop over the run's steps, so a run's
@@ -129,12 +132,12 @@ def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Pred
     parts = []
     for p, n in runs:
         one = dataclasses.replace(sc, steps=n)
-        eng = Engine(model, one, cluster, profile, p, layout_for(p, order))
-        parts.append((eng, schedule(eng, False)))
+        eng = Engine(model, one, cluster, profile, p, layout_for(p, order), solvers)
+        parts.append((eng, denoise(eng, False)))
     switch_s = sum(reshard_s(e) for e, _ in parts[:-1])
-    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order))
+    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order), solvers)
     total = sum(d.total for _, d in parts) + switch_s
-    den = Denoise(total=total, steady_step=total / sc.steps,
+    den = LoopTime(total=total, steady_step=total / sc.steps,
                   compute=sum(d.compute for _, d in parts), comm=sum(d.comm for _, d in parts) + switch_s,
                   other=sum(d.other for _, d in parts),
                   comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
@@ -144,5 +147,5 @@ def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Pred
     mem = max(mems, key=lambda m: m.total())
     pred = _prediction(plan, base_eng, den, text_s, vae_s, mem, detail)
     if detail:
-        pred.timeline = schedule(base_eng, True).timeline
+        pred.timeline = denoise(base_eng, True).timeline
     return pred

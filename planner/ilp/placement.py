@@ -38,11 +38,12 @@ from dataclasses import dataclass
 
 import pulp
 
-from ..cost.engine import Engine, schedule
+from ..cost.engine import Engine, denoise
 from ..cost.predict import predict, schedule_runs
 from ..layout import XDIT_ORDER, Layout, dimension_names, dimension_sizes, layout_for, ordered_layout
 from ..plan import Plan
 from ..strategies import STRATEGIES, loop_strategy
+from . import SOLVERS
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
 
 K_BEST = 2
@@ -139,9 +140,9 @@ def stride_costs(plan: Plan, model, sc, cluster, profile) -> dict[str, dict[int,
     for d, strides in stride_options(sizes).items():
         out[d] = {}
         for s in strides:
-            eng = Engine(model, sc, cluster, profile, plan, _probe(plan, d, sizes[d], s, n))
+            eng = Engine(model, sc, cluster, profile, plan, _probe(plan, d, sizes[d], s, n), SOLVERS)
             if owner is not None and d == owner.key:
-                out[d][s] = schedule(eng, False).total
+                out[d][s] = denoise(eng, False).total
                 continue
             costs = eng.block_costs(keys=(d,))
             comp = float(costs.compute.sum())
@@ -213,7 +214,7 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
     if plan.segments:
         return place_schedule(plan, model, sc, cluster, profile, xdit_pred)
     xdit = layout_for(plan.base(), XDIT_ORDER)
-    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit)
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit, solvers=SOLVERS)
     sizes = dimension_sizes(plan.base())
     if len(sizes) <= 1:
         return Placement(plan, xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
@@ -237,7 +238,7 @@ def _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info) -> Place
     for order, _ in orders:
         if order == xdit.order:
             continue
-        p = predict(plan, model, sc, cluster, profile, layout=layout_for(plan, order))
+        p = predict(plan, model, sc, cluster, profile, layout=layout_for(plan, order), solvers=SOLVERS)
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, order, p)
@@ -250,7 +251,8 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
     more than MAX_SCHEDULE_ORDERS orders, each run's own placement (place()) instead."""
     runs = [p for p, _ in schedule_runs(plan, sc.steps)]
     xdit = dimension_names(runs)       # xDiT's order of every dimension the runs have
-    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit))
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit),
+                              solvers=SOLVERS)
     if all(len(dimension_sizes(p)) <= 1 for p in runs):
         # no run has two dimensions: every order lays out every run the same
         return Placement(plan, xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
@@ -268,7 +270,7 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
         if key in seen:
             continue
         seen.add(key)
-        p = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order)))
+        p = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order)), solvers=SOLVERS)
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, tuple(order), p)

@@ -20,11 +20,12 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from ..cost.engine import Engine, schedule
+from ..cost.engine import Engine, denoise
 from ..cost.predict import predict, reshard_s
 from ..layout import XDIT_ORDER, layout_for, ordered_layout
 from ..plan import Plan, Segment
 from ..strategies import STRATEGIES, approx_steps, is_recommendable, warmup_steps
+from . import SOLVERS
 from .schedule import Mode, Schedule, dp_schedule, evaluate, solve_schedule
 
 MAX_MODES = 7          # candidate plans per schedule (besides Hybridiff windows)
@@ -101,7 +102,7 @@ def automaton(costs: list[float], approx: list[int], max_period: int):
 
 def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) -> Mode:
     plan = cand.plan
-    eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, order))
+    eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, order), SOLVERS)
     warm = warmup_steps(plan)
     # steps one round finishes: AsyncDiff's stride S, ParaStep's degree (a run's cost
     # grows by a round every that many steps)
@@ -110,7 +111,7 @@ def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) ->
 
     def f(n):
         p = cand.at(n)
-        return schedule(_engine_for(eng, p, n), False).total, approx_steps(p, n)
+        return denoise(_engine_for(eng, p, n), False).total, approx_steps(p, n)
     vals = [f(n) for n in range(1, n0 + 1)]
     auto = automaton([v[0] for v in vals], [v[1] for v in vals], period)
     mode = None
@@ -255,6 +256,6 @@ def best_schedule(preds, model, sc, cluster, profile, budget: int, window=None, 
     plan = to_plan(sched, modes)
     # predict() orders a schedule's runs by the layout's order; a layout of size-1
     # dimensions carries the full order the modes were costed with
-    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order))
+    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), solvers=SOLVERS)
     den = pred.latency_s - pred.breakdown.text_encoders - pred.breakdown.vae
     return ScheduleChoice(plan, pred, sched, modes, sched.objective, den, dp_s)

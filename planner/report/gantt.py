@@ -1,4 +1,4 @@
-"""The simulated timeline (planner/cost/timeline.py) as JSON and as a Gantt chart.
+"""The simulated timeline (planner/timeline.py, JSON form Timeline.to_dict) as a Gantt chart.
 
 The chart shows, per timeline row (a rank, or a group of ranks doing the same work),
 its compute lane, its communication lane, and the compute lane's idle gaps: the idle
@@ -10,16 +10,6 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 COLOURS = {"compute": "#636efa", "comm": "#ef553b", "idle": "#d5d9de"}
-
-
-def timeline_to_dict(tl) -> dict:
-    """JSON form of a Timeline; times in seconds, rounded to the nanosecond."""
-    steps = sorted({t.step for t in tl.tasks})
-    return {"rows": [tl.label(r) for r in range(tl.ranks)],
-            "makespan_s": round(tl.makespan, 9),
-            "step_ends_s": [round(tl.step_end(s), 9) for s in steps],
-            "tasks": [{"row": t.rank, "lane": t.lane, "start": round(t.start, 9), "end": round(t.end, 9),
-                       "label": t.label, "step": t.step} for t in tl.tasks]}
 
 
 def idle_gaps(tasks: list[dict], row: int, end: float, lane: str = "compute") -> list[tuple[float, float]]:

@@ -2,8 +2,8 @@
 against memory, the recommended plan's timeline and the cluster it runs on.
 
 The report is rendered from the plan command's JSON document alone (the `--json`
-output, extended with "timeline", "layout" and "cluster_graph"), so `cli.py report plan
-saved.json` rebuilds exactly the page `plan --report` writes.
+output with "timeline", "layout" and "cluster_graph": planner/plan_cli.py document), so
+`cli.py report plan saved.json` rebuilds exactly the page `plan --report` writes.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 
 from ..errors import UsageError
 from .gantt import COLOURS as LANE_COLOURS
-from .gantt import gantt_figure, timeline_to_dict
-from .graph import cluster_figure, graph_to_dict, layout_to_dict
-from .html import Page, check_out_path, esc, fmt_s, kv_table, log_axis, num, write_json_atomic
+from .gantt import gantt_figure
+from .graph import cluster_figure
+from .html import Page, check_out_path, esc, fmt_s, kv_table, log_axis, num
 
 # Breakdown keys (planner/spec.py Breakdown) in stacking order, with their legend names.
 PARTS = (("compute", "compute"), ("comm", "exposed communication"), ("bubble", "bubbles and warm-up"),
@@ -30,43 +30,6 @@ def fidelity(p: dict) -> str:
     if p.get("exact"):
         return "exact"
     return "approximate" if p.get("approx_steps") else "near"
-
-
-# ---------------------------------------------------------------- from cmd_plan
-def plan_outputs(args, out: dict, preds, rec, model, sc, cluster, profile) -> list[str]:
-    """What `plan --json/--report/--trace` add to the plain output. Adds "timeline",
-    "layout" and "cluster_graph" to `out` (the --json document), writes the report and
-    the trace, and returns lines to print. The timeline is the recommended plan's, or
-    the fastest plan's when none fits, so there is always one to look at."""
-    report = check_out_path(args.report, (".html", ".htm"), "report") if args.report else None
-    trace = check_out_path(args.trace, (".json",), "trace") if args.trace else None
-    shown = rec or (preds[0] if preds else None)
-    timeline = None
-    if shown is not None:
-        from ..cost.predict import predict
-        from ..ilp.placement import moved_order
-        from ..layout import XDIT_ORDER, ordered_layout
-        # the layout order the placement chose for this plan (as its prediction), else xDiT's
-        order = moved_order((out.get("ilp") or {}).get("placement"), str(shown.plan)) or XDIT_ORDER
-        plan = shown.plan
-        detailed = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), detail=True)
-        timeline = detailed.timeline
-        if timeline is not None:
-            out["timeline"] = timeline_to_dict(timeline) | {
-                "plan": str(shown.plan), "recommended": shown is rec}
-        out["layout"] = layout_to_dict(shown.plan, order)
-    out["cluster_graph"] = graph_to_dict(cluster)
-    written = []
-    if report:
-        # every plan in the report, not only the --top shown as text
-        write_plan_report(out | {"plans": [p.to_dict() for p in preds]}, report)
-        written.append(f"report: {report}")
-    if trace:
-        if timeline is None:
-            raise UsageError(f"--trace {trace}: no plan was evaluated, so there is no timeline to trace")
-        write_json_atomic(trace, timeline.to_chrome_trace())
-        written.append(f"trace: {trace} (open in https://ui.perfetto.dev or chrome://tracing)")
-    return written
 
 
 # ---------------------------------------------------------------- figures

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
 from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
@@ -51,20 +52,16 @@ class AsyncDiff(Strategy):
             errs.append(f"stride={plan.get('stride')} must not exceed the components (asyncdiff={d})")
         return errs + stale_steps(plan, sc, "asyncdiff", self.warmup(plan))
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         stride = int(eng.plan.get("stride", 1))
         warm = min(self.warmup(eng.plan), sc.steps)
         costs = eng.block_costs()
-        # Hook (planner/ilp): component i runs on its own GPU (mixed clusters); the cuts
-        # balance the components' times (DP, or the integer program where GPUs differ).
-        from ..ilp.hetero import stage_engines
-        from ..ilp.partition import pipeline_cuts
-        parts = [e.block_costs() for e in stage_engines(eng, self.key)[:d]]
-        cuts = pipeline_cuts(eng, [p.compute for p in parts], self.key).cuts
+        # component i runs on its own GPU (mixed clusters); the cuts balance the
+        # components' times (Engine.stage_cuts)
+        parts = [e.block_costs() for e in eng.stage_engines(self.key)[:d]]
+        cuts = eng.stage_cuts([p.compute for p in parts], self.key).cuts
         comp_t = [parts[i].pass_time(c) for i, c in enumerate(cuts)]
         serial_t = costs.pass_time()
         other = eng.step_overhead()
@@ -99,7 +96,7 @@ class AsyncDiff(Strategy):
                                label=f"broadcast component {i}", step=warm + k)
                 t += gather_s + other
         per_step = rounds / sc.steps     # rounds per step of the schedule
-        return Denoise(total, round_t, max(comp_t) * rounds,
+        return LoopTime(total, round_t, max(comp_t) * rounds,
                        (bcast + gather_s) * rounds, other * (rounds + warm), sum(sizes) / stride + gather_b,
                        tl, cuts=cuts, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
                                   f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"

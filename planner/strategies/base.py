@@ -105,6 +105,7 @@ class Strategy:
     overlaps_compute: bool = False     # some of its communication hides under compute
     owns_loop: bool = False            # reorders work over blocks or steps: has `loop`
     stage_cuts: bool = False           # its loop cuts the blocks into stages/components
+    stage_weights: bool = False        # a stage holds only its own blocks' weights
     # Switching schedules (planner/ilp/schedule_modes.py): a strategy whose run is a window
     # of steps inside another plan names the modifier that sets the window's length
     window_modifier: str | None = None

@@ -12,6 +12,7 @@ Switching re-shards the latents twice. Approximate (inside the window).
 """
 from __future__ import annotations
 
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
 from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
@@ -63,10 +64,7 @@ class Hybridiff(Strategy):
         # the window needs the last unconditional prediction of a CFG-parallel step
         return cfg_phase(plan)
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.partition import balanced_cuts
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         k = self.window(eng.plan, sc.steps)
@@ -77,7 +75,7 @@ class Hybridiff(Strategy):
         cfg_step = branch.pass_time() + eng.collective("all_gather", self.key, noise) + other
         # pipeline window: half of the denoiser per GPU, conditional branch only
         both = eng.block_costs(batch=local.batch / d)
-        cuts = balanced_cuts(both.compute, d)
+        cuts = eng.balanced_cuts(both.compute, d)
         halves = [both.pass_time(c) for c in cuts]
         b = eng.model.blocks[cuts[0].stop - 1]
         act = (b.tokens * b.hidden + b.skip_elems) * local.batch / d * local.elem
@@ -102,5 +100,5 @@ class Hybridiff(Strategy):
                 t = tl.add(0, COMM, bcast, after=t, label="broadcast", step=s) + other
         compute_s = branch.compute.sum() * (sc.steps - k) + max(float(both.compute[c].sum()) for c in cuts) * k
         comm_s = (cfg_step - other - branch.pass_time()) * (sc.steps - k) + bcast * k + switch
-        return Denoise(total, cfg_step, float(compute_s), float(comm_s), other * sc.steps, noise, tl, cuts=cuts,
+        return LoopTime(total, cfg_step, float(compute_s), float(comm_s), other * sc.steps, noise, tl, cuts=cuts,
                        notes=[f"CFG parallel for {sc.steps - k} steps, 2-stage pipeline for k={k} steps"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
 from .base import Strategy
 
 # Total network evaluations over sequential ones (sources above). An assumption from
@@ -44,9 +45,7 @@ class ParaDiGMS(Strategy):
             return [f"paradigms={d}: the window cannot exceed the {sc.steps} steps"]
         return []
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         costs = eng.block_costs()
@@ -68,7 +67,7 @@ class ParaDiGMS(Strategy):
         # steady state counted as the sequential-equivalent work; the extra Picard
         # iterations show up as bubble (wasted evaluations)
         seq_equiv = math.ceil(sc.steps / d)
-        return Denoise(iters * it_t, it_t, eval_t * seq_equiv, (gather + cfg_s) * seq_equiv, other * iters,
+        return LoopTime(iters * it_t, it_t, eval_t * seq_equiv, (gather + cfg_s) * seq_equiv, other * iters,
                        drift + cfg_b, tl,
                        notes=[f"{iters} Picard iterations of a {d}-step window "
                               f"(assumes {PICARD_EVAL_RATIO:g}x the sequential evaluations)"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
 from .base import WARMUP, Strategy
 from .checks import stale_steps
 
@@ -37,9 +38,7 @@ class ParaStep(Strategy):
             errs.append(f"parastep={d} exceeds the {sc.steps} steps")
         return errs
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         warm = min(self.warmup(eng.plan), sc.steps)
@@ -60,5 +59,5 @@ class ParaStep(Strategy):
                     end = tl.add(0, COMM, gather + cfg_s, after=end, label="noise all-gather", step=k)
                 tl.wait(0, end)
                 tl.add(0, COMPUTE, other, label="scheduler", step=k)
-        return Denoise(total, round_t, eval_t * rounds, (gather + cfg_s) * rounds, other * (rounds + warm),
+        return LoopTime(total, round_t, eval_t * rounds, (gather + cfg_s) * rounds, other * (rounds + warm),
                        noise + cfg_b, tl, notes=[f"{rounds} rounds of {d} steps after {warm} warm-up step(s)"])

@@ -7,8 +7,9 @@ values, overwritten patch by patch as fresh ones arrive. Only stage-boundary
 activations travel (async point-to-point), so traffic does not grow with depth.
 The first `warmup` steps (default 1, xDiT's default) run synchronously without stale
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
-Timing comes from the pipeline timeline in planner/cost/drivers.py.
+Timing comes from the pipeline simulated on the timeline (`loop`).
 """
+from ..timeline import COMM, COMPUTE, LoopTime, Timeline
 from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
 from .checks import stale_steps
 
@@ -25,6 +26,7 @@ class PipeFusion(Strategy):
     overlaps_compute = True
     owns_loop = True
     stage_cuts = True
+    stage_weights = True
 
     def patches(self, d, plan) -> int:
         return int(plan.get("patches", d))
@@ -63,25 +65,20 @@ class PipeFusion(Strategy):
         sp = plan.degree("ulysses") * plan.degree("ring")
         return sum(self_attention_kv_bytes(b, local, full=True) for b in blocks) / sp
 
-    # ---- schedule: the pipeline over stages x patches, simulated on the timeline
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    # ---- loop: the pipeline over stages x patches, simulated on the timeline
+    def loop(self, d, eng, detail):
 
         sc, plan, local = eng.sc, eng.plan, eng.local
         m = self.patches(d, plan)
         warm = min(self.warmup(plan), sc.steps)
-        # Hook (planner/ilp): each stage's costs on its own GPU (one engine on uniform
-        # GPUs), and cuts by cost with per-stage memory caps (DP, or the integer program
-        # where a cap binds or the stages' GPUs differ).
-        from ..ilp.hetero import stage_engines
-        from ..ilp.partition import pipeline_cuts
-        engs = stage_engines(eng, self.key)
+        # each stage's costs on its own GPU (one engine on uniform GPUs), and cuts by cost
+        # with per-stage memory caps (Engine.stage_cuts)
+        engs = eng.stage_engines(self.key)
         whole_shard = Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
                             local.shard.heads, local.shard.features, local.shard.groups)
         micros = [e.block_costs() for e in engs]                  # one patch
         wholes = [e.block_costs(shard=whole_shard) for e in engs]
-        cuts = pipeline_cuts(eng, [u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
+        cuts = eng.stage_cuts([u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
         patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
         warm_t = [wholes[s].pass_time(c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
@@ -137,6 +134,6 @@ class PipeFusion(Strategy):
         comm_s = m * (patch_t[slowest] - stage_compute[slowest]) * sc.steps
         sent = m * max(hops and [boundary(c, local.shard.seq) for c in cuts[:-1]] or [0.0]) + gather_b
         notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
-        return Denoise(total, steady, compute_s, comm_s, other * sc.steps, sent,
+        return LoopTime(total, steady, compute_s, comm_s, other * sc.steps, sent,
                        tl if detail else None, rank_blocks=cuts, cuts=cuts, notes=notes)
 
