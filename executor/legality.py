@@ -10,9 +10,16 @@ The planner checks the latent rows against the sequence degree; the reference mo
 """
 from __future__ import annotations
 
+import math
+
 from planner.plan import Plan
-from planner.strategies import latent_pieces
+from planner.strategies import STRATEGIES, latent_pieces
 from planner.zoo.reference import PRESETS
+
+
+def feature_split(plan: Plan) -> int:
+    """Into how many parts the plan splits the features of a layer (tensor parallelism)."""
+    return math.prod(STRATEGIES[k].shard(d, plan).features for k, d in plan.degrees)
 
 
 def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
@@ -29,7 +36,8 @@ def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
             if rows % (n * down):
                 errs.append(f"each of the {n} row slices of the U-Net ('{seg}') must keep a whole number of "
                             f"rows through {down}x downsampling; {rows} latent rows need a multiple of {n * down}")
-            if seg.degree("tp") > 1 and p.config.groups % seg.degree("tp"):
-                errs.append(f"tp={seg.degree('tp')} ('{seg}') must divide the U-Net's {p.config.groups} "
+            split = feature_split(seg)
+            if split > 1 and p.config.groups % split:
+                errs.append(f"the {split}-way feature split of '{seg}' must divide the U-Net's {p.config.groups} "
                             f"GroupNorm groups (column-parallel convs split whole groups)")
     return errs

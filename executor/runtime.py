@@ -125,13 +125,8 @@ class Setup:
         self.coords = self.layout.coords(world.rank)
         self.groups = {dim: world.group(next(g for g in self.layout.groups(dim) if world.rank in g))
                        for dim in self.layout.order}
-        self.images = strategies.dp.images(self.coords.get("dp", 0), plan.degree("dp"), self.job.batch)
-        if not self.job.cfg:
-            self.branches = ("cond",)
-        elif plan.degree("cfg") == 2:
-            self.branches = (strategies.cfg.branch(self.coords["cfg"]),)
-        else:
-            self.branches = strategies.cfg.BRANCHES
+        self.images = strategies.dp.images(self)
+        self.branches = strategies.cfg.branches(self)
         dims = tuple(k for k in LATENT_SPLIT_KEYS if plan.degree(k) > 1)
         self.seq = world.group(combined(self.layout, dims, world.rank)) if dims else solo(world.rank)
         self.stages = [tuple(s) for s in self.job.stages.get(str(plan), [])]
@@ -180,7 +175,7 @@ class Setup:
         elif not self.job.cfg:
             return eps
         else:
-            c, u = self.rt.world.comm.all_gather(eps, self.group("cfg")).unbind(0)
+            c, u = strategies.cfg.gather_branches(self, eps)
         self.last_uncond = u          # a following Hybridiff window reuses it
         return guide(c, u, self.job.guidance)
 
@@ -191,10 +186,7 @@ class Setup:
         seq = self.seq if seq is None else seq
         if seq.size > 1:
             x = self.rt.units_cat(comm.all_gather(x, seq).unbind(0))
-        dp = self.group("dp")
-        if dp.size > 1:
-            x = torch.cat(comm.all_gather(x, dp).unbind(0))
-        return x
+        return strategies.dp.gather(self, x)
 
 
 class Runtime:

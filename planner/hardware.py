@@ -18,6 +18,8 @@ from .errors import UserError, read_json
 
 HW_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
 OP_CLASSES = ("gemm", "conv", "attn", "mem")   # mem = norms + elementwise (bandwidth bound)
+# The collectives the cost model times (planner/cost/comm.py) and a profile may measure
+COLLECTIVE_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
 
 
 class HardwareError(UserError):
