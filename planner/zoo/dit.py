@@ -13,7 +13,7 @@ frame; temporal attention one group per latent position.
 """
 from __future__ import annotations
 
-from planner.zoo.hub import Cfg, ZooError
+from planner.zoo.hub import Cfg, ZooError, require
 from planner.zoo.layers import (Grid, attention, block, conv, cross_attn, ew, linear, lookup, mlp,
                                 norm, self_attn, timestep_mlp)
 
@@ -108,17 +108,11 @@ def _adaln_single(dim: int, extra_sizes: bool) -> list:
     return ops + [ew("t_act", 1, dim), linear("adaln_single", 1, dim, 6 * dim)]
 
 
-def _require(cfg: Cfg, key: str, accepted) -> None:
-    if cfg[key] not in accepted:
-        raise ZooError(f"{cfg.where}: {key}={cfg[key]!r} is not supported by the zoo's {cfg.class_name} "
-                       f"builder (accepted: {', '.join(map(repr, accepted))})")
-
-
 # ---------------------------------------------------------------- PixArt, DiT
 def pixart(cfg: Cfg, g: Grid) -> list:
     """PixArtTransformer2DModel. use_additional_conditions unset means diffusers' rule:
     on for sample_size 128 (the 1024px alpha model embeds resolution and aspect ratio)."""
-    _require(cfg, "norm_type", ("ada_norm_single",))
+    require(cfg, "norm_type", ("ada_norm_single",))
     d, heads, hd = _width(cfg)
     n, t = g.tokens, g.text
     extra = cfg["use_additional_conditions"]
@@ -139,7 +133,7 @@ def dit(cfg: Cfg, g: Grid) -> list:
     """DiTTransformer2DModel (adaLN-zero); diffusers gives every block its own timestep +
     class embedder (the reason for 0.750B instantiated vs 0.675B unique); the head re-runs
     block 0's."""
-    _require(cfg, "norm_type", ("ada_norm_zero",))
+    require(cfg, "norm_type", ("ada_norm_zero",))
     d, heads, hd = _width(cfg)
     n = g.tokens
     blocks = [block("embed", "embed", _patch_embed(g, cfg["in_channels"], d), n, d)]
@@ -212,7 +206,7 @@ def latte(cfg: Cfg, g: Grid) -> list:
     Spatial blocks attend within a frame and cross-attend the prompt, which the pipeline
     repeats per frame (so K/V projections run frames x text rows); temporal blocks
     attend across frames at each position and have no cross-attention."""
-    _require(cfg, "norm_type", ("ada_norm_single",))
+    require(cfg, "norm_type", ("ada_norm_single",))
     d, heads, hd = _width(cfg)
     n, s, fr, t = g.tokens, g.per_frame, g.lf, g.text
     embed = (_patch_embed(g, cfg["in_channels"], d) + _adaln_single(d, False)

@@ -14,6 +14,7 @@ problem with a folder is a ZooError naming the file and what is accepted.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,13 @@ def zoo_folder(model_id: str) -> PipelineConfig:
 
 def cfg(component: Component, defaults: dict, where: str) -> Cfg:
     return Cfg(component.class_name, component.config, f"{where}/{component.name}/config.json", defaults)
+
+
+def require(cfg: Cfg, key: str, accepted) -> None:
+    """A config value the builder cannot take is a ZooError naming it and the accepted values."""
+    if cfg[key] not in accepted:
+        raise ZooError(f"{cfg.where}: {key}={json.dumps(cfg[key])} is not supported by the zoo's {cfg.class_name} "
+                       f"builder (accepted: {', '.join(json.dumps(a) for a in accepted)})")
 
 
 def as_list(v, n: int) -> list:

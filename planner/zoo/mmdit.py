@@ -14,7 +14,7 @@ blocks that emit both streams (Mochi's 1536-wide text rows count as T/2 rows of 
 """
 from __future__ import annotations
 
-from planner.zoo.hub import Cfg, ZooError
+from planner.zoo.hub import Cfg, ZooError, require
 from planner.zoo.layers import (Grid, attention, block, conv, ew, linear, mlp, norm, qk_norms, qkv,
                                 timestep_mlp, with_text)
 
@@ -47,12 +47,6 @@ def latent(cfg: Cfg) -> tuple[int, int]:
 def packed_latent(cfg: Cfg) -> tuple[int, int]:
     """Flux and Open-Sora 2.0: the 2x2-packed tokens read as patch 2 on in_channels / 4."""
     return cfg["in_channels"] // PACK ** 2, PACK
-
-
-def _require(cfg: Cfg, key: str, accepted) -> None:
-    if cfg[key] not in accepted:
-        raise ZooError(f"{cfg.where}: {key}={cfg[key]!r} is not supported by the zoo's {cfg.class_name} "
-                       f"builder (accepted: {', '.join(map(repr, accepted))})")
 
 
 def _modulation(p: str, dim: int, out: int) -> list:
@@ -117,7 +111,7 @@ def sd3(cfg: Cfg, g: Grid, clip_tokens: int) -> list:
     """SD3Transformer2DModel; qk_norm rms_norm (SD3.5) adds RMS qk-norms (head_dim weights).
     The text is `clip_tokens` CLIP-L+bigG tokens (zero-padded to joint_attention_dim) followed
     by the T5 tokens; the last block is context_pre_only (text keys/values only, no text output)."""
-    _require(cfg, "qk_norm", (None, "rms_norm"))
+    require(cfg, "qk_norm", (None, "rms_norm"))
     if cfg["dual_attention_layers"]:
         raise ZooError(f"{cfg.where}: dual_attention_layers (SD3.5-medium's MMDiT-X) is not supported (accepted: [])")
     layers, heads, hd = cfg["num_layers"], cfg["num_attention_heads"], cfg["attention_head_dim"]
@@ -210,9 +204,9 @@ def hunyuanvideo(cfg: Cfg, g: Grid) -> list:
     """HunyuanVideoTransformer3DModel (T2V): Conv3d (patch_size_t, p, p) patch embed, token refiner
     on the LLaMA hidden states, timestep + pooled CLIP (+ guidance) embeddings, then Flux-like
     double- and single-stream blocks (RMS qk-norm, 3D RoPE)."""
-    _require(cfg, "qk_norm", ("rms_norm",))
-    _require(cfg, "image_condition_type", (None,))
-    _require(cfg, "patch_size_t", (1,))
+    require(cfg, "qk_norm", ("rms_norm",))
+    require(cfg, "image_condition_type", (None,))
+    require(cfg, "patch_size_t", (1,))
     heads, hd = cfg["num_attention_heads"], cfg["attention_head_dim"]
     dim, n, t, p = heads * hd, g.tokens, g.text, g.patch
     ffn = int(dim * cfg["mlp_ratio"])
@@ -238,8 +232,8 @@ def mochi(cfg: Cfg, g: Grid) -> list:
     (head_dim), SwiGLU MLPs of 4 x width x 2 // 3, modulated RMSNorms without weights. The embedding
     attention-pools the T5 tokens for the conditioning vector; RoPE frequencies are a learned
     (3 -> heads x head_dim / 2) projection of each token's (t, y, x) position."""
-    _require(cfg, "qk_norm", ("rms_norm",))
-    _require(cfg, "activation_fn", ("swiglu",))
+    require(cfg, "qk_norm", ("rms_norm",))
+    require(cfg, "activation_fn", ("swiglu",))
     heads, hd, tdim, text_dim = (cfg["num_attention_heads"], cfg["attention_head_dim"],
                                  cfg["pooled_projection_dim"], cfg["text_embed_dim"])
     dim, n, t, p = heads * hd, g.tokens, g.text, g.patch

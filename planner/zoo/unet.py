@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from planner.zoo.hub import Cfg, ZooError, as_list
+from planner.zoo.hub import Cfg, ZooError, as_list, require
 from planner.zoo.layers import Grid, block, conv, cross_attn, ew, linear, mlp, norm, self_attn, timestep_mlp
 
 # __init__ defaults of the keys the builders read (diffusers 0.42.1
@@ -159,9 +159,7 @@ def _unet2d_arch(cfg: Cfg) -> _Arch:
                           ("encoder_hid_dim", (None,)), ("mid_block_type", ("UNetMidBlock2DCrossAttn",)),
                           ("only_cross_attention", (False,)), ("dual_cross_attention", (False,)),
                           ("time_embedding_type", ("positional",)), ("time_cond_proj_dim", (None,))):
-        if cfg[key] not in accepted:
-            raise ZooError(f"{cfg.where}: {key}={cfg[key]!r} is not supported by the zoo's "
-                           f"UNet2DConditionModel builder (accepted: {', '.join(map(repr, accepted))})")
+        require(cfg, key, accepted)
     ch = tuple(cfg["block_out_channels"])
     attn = _levels(cfg, "CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
     layers = tuple(as_list(cfg["transformer_layers_per_block"], len(ch)))

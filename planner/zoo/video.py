@@ -9,7 +9,7 @@ alone, so 49 frames -> 13 latent frames (CogVideoX), 81 -> 21 (Wan).
 """
 from __future__ import annotations
 
-from planner.zoo.hub import Cfg, ZooError
+from planner.zoo.hub import Cfg, ZooError, require
 from planner.zoo.layers import (Grid, attention, block, conv, cross_attn, ew, linear, mlp, norm,
                                 qk_norms, qkv, self_attn, timestep_mlp, with_text)
 
@@ -33,12 +33,6 @@ def wan_latent(cfg: Cfg) -> tuple[int, int]:
     return cfg["in_channels"], cfg["patch_size"][1]
 
 
-def _require(cfg: Cfg, key: str, accepted) -> None:
-    if cfg[key] not in accepted:
-        raise ZooError(f"{cfg.where}: {key}={cfg[key]!r} is not supported by the zoo's {cfg.class_name} "
-                       f"builder (accepted: {', '.join(map(repr, accepted))})")
-
-
 # ---------------------------------------------------------------- CogVideoX
 def _cog_norm(p: str, n: int, t: int, dim: int, temb: int) -> list:
     """CogVideoXLayerNormZero: SiLU -> linear(temb -> 6 dim) on the time embedding, one
@@ -54,7 +48,7 @@ def cogvideox(cfg: Cfg, g: Grid) -> list:
     With RoPE the final norm runs on the video tokens only (the text is dropped before it)."""
     for key, accepted in (("patch_size_t", (None,)), ("ofs_embed_dim", (None,)),
                           ("use_learned_positional_embeddings", (False,)), ("norm_elementwise_affine", (True,))):
-        _require(cfg, key, accepted)
+        require(cfg, key, accepted)
     rope = cfg["use_rotary_positional_embeddings"]
     heads, hd, temb = cfg["num_attention_heads"], cfg["attention_head_dim"], cfg["time_embed_dim"]
     dim, n, t, p = heads * hd, g.tokens, g.text, g.patch
@@ -90,7 +84,7 @@ def wan(cfg: Cfg, g: Grid) -> list:
     cross-attention (cross_attn_norm); GELU-tanh MLP."""
     for key, accepted in (("qk_norm", ("rms_norm_across_heads",)), ("image_dim", (None,)),
                           ("added_kv_proj_dim", (None,)), ("pos_embed_seq_len", (None,)), ("cross_attn_norm", (True,))):
-        _require(cfg, key, accepted)
+        require(cfg, key, accepted)
     if list(cfg["patch_size"])[0] != 1:
         raise ZooError(f"{cfg.where}: patch_size={list(cfg['patch_size'])} is not supported (accepted: [1, p, p])")
     heads, hd, ffn, freq = cfg["num_attention_heads"], cfg["attention_head_dim"], cfg["ffn_dim"], cfg["freq_dim"]
