@@ -10,6 +10,7 @@ Bad input gets one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -75,8 +76,9 @@ def build_inputs(args):
     from planner.spec import DTYPE_BYTES, Scenario
 
     cluster_given = args.cluster or args.gpu or args.gpus or args.intra
-    model_id = args.model or DEFAULT["model"]
-    facts = zoo.facts(model_id)
+    local = zoo.load_model_dir(args.model_dir, args.model) if getattr(args, "model_dir", None) else None
+    model_id = local.facts.id if local else args.model or DEFAULT["model"]
+    facts = local.facts if local else zoo.facts(model_id)
     if args.cluster:
         cluster = load_cluster_file(args.cluster)
     else:
@@ -98,7 +100,8 @@ def build_inputs(args):
                   cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
                   dtype=args.dtype, scope=args.scope, compiled=args.compiled)
     try:
-        model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
+        model = (local.build if local else functools.partial(zoo.build, model_id))(
+            sc.height, sc.width, sc.frames, sc.text_tokens)
     except zoo.ZooError:
         raise
     except ValueError as e:   # impossible sizes for this model: the message names the value

@@ -17,6 +17,8 @@ from .search import DEFAULT_APPROX_STEPS
 def register(sub, common) -> None:
     p = sub.add_parser("plan", help="rank parallel plans for a model on a cluster")
     common.add_scenario_args(p)
+    p.add_argument("--model-dir", metavar="DIR", help="plan a local diffusers model folder instead of --model "
+                   "(reads model_index.json and the components' config.json, never weights)")
     p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
     p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
     p.add_argument("--approx-steps", type=int, default=DEFAULT_APPROX_STEPS,
