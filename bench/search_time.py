@@ -52,23 +52,29 @@ SCENARIOS = [
 ]
 
 
-def one(index: int) -> dict:
-    """Run scenario `index` in this (fresh) process; return the measurements."""
+def inputs(scen: dict, clus: dict):
+    """(ModelSpec, Scenario, Cluster) of one scenario row."""
     from planner import zoo
     from planner.cluster import build_cluster, load_cluster_file
-    from planner.hardware import default_profile
-    from planner.search import search
     from planner.spec import Scenario
-    label, target, scen, clus, opts = SCENARIOS[index]
     f = zoo.facts(scen["model"])
     sc = Scenario(model=scen["model"], height=scen.get("height", f.default_height),
                   width=scen.get("width", f.default_width), frames=scen.get("frames", f.default_frames),
                   steps=f.default_steps, batch=scen.get("batch", 1), cfg=f.cfg_default)
     model = zoo.build(sc.model, sc.height, sc.width, sc.frames)
-    profile = default_profile()
-    t0 = time.perf_counter()
     cluster = load_cluster_file(clus["file"]) if "file" in clus else \
         build_cluster(clus["gpu"], clus["gpus"], clus.get("nodes", 1), clus["intra"], clus.get("inter", "none"))
+    return model, sc, cluster
+
+
+def one(index: int) -> dict:
+    """Run scenario `index` in this (fresh) process; return the measurements."""
+    from planner.hardware import default_profile
+    from planner.search import search
+    label, target, scen, clus, opts = SCENARIOS[index]
+    profile = default_profile()
+    t0 = time.perf_counter()
+    model, sc, cluster = inputs(scen, clus)
     res = search(model, sc, cluster, profile, **opts)
     seconds = time.perf_counter() - t0
     rec = res.recommended
