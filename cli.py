@@ -129,26 +129,34 @@ def cmd_plan(args) -> int:
     from planner.legality import plan_errors
     from planner.plan import parse_plan
     from planner.search import search
-    from planner.xdit import xdit_devices, xdit_flags
+    import planner.engines as engines
     import planner.ilp as ilp_cli
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be >= 1")
+    engine = engines.get_engine(args.engine) if args.engine else None
     profile = load_hw_profile(args.hw_profile, args)
     model, sc, cluster = build_inputs(args)
+    if engine:
+        engines.require_model(engine, model)
     if args.plan:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
         if errs:
             raise UsageError(f"plan '{args.plan}': {errs[0]}")
+        if engine:
+            engines.require_plan(engine, plan, model, sc, cluster)
         rec, ilp = ilp_cli.evaluate_given(plan, model, sc, cluster, profile, args.placement)   # planner/ilp
         preds = [rec]
     else:
         if args.approx_steps < 0:
             raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
         res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
+                     accept=engines.accepts(engine, model, sc, cluster) if engine else None,
                      **ilp_cli.search_options(args, sc.steps))
         preds, rec, ilp = res.ranked, res.recommended, res.ilp_dict()
+        if engine and not preds:
+            engines.no_plan(engine, model, cluster)
     elapsed = time.perf_counter() - t0
     out = {"scenario": sc.to_dict() | {"model_name": model.facts.name},
            "cluster": cluster.to_dict(), "profile": profile.name,
@@ -157,11 +165,17 @@ def cmd_plan(args) -> int:
            "seconds": round(elapsed, 3)}
     out["ilp"] = ilp | {"hetero": ilp_cli.hetero_details(rec.plan if rec else "", model, sc, cluster, profile,
                                                          (ilp.get("placement") or {}).get("order"))}
-    flags = problems = None
-    if args.xdit and rec:
-        from planner.plan import parse_plan as _pp
-        flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
-        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(_pp(rec.plan), out["ilp"], cluster)
+    from planner.engines.output import engine_section
+    key, out[key], engine_text = engine_section(engine, preds, rec, model, sc, cluster, out["ilp"], args.approx_steps)
+    xdit_text = []
+    if args.xdit and rec:      # xDiT's flags for the recommendation, whichever engine it was searched for
+        from planner.engines.xdit import XDIT, xdit_flags
+        from planner.engines.devices import device_lines, placed_devices
+        flags = xdit_flags(parse_plan(rec.plan))
+        problems = [str(r) for r in XDIT.refusals(parse_plan(rec.plan), model, sc, cluster.nodes)]
+        out["xdit"] = {"flags": flags, "problems": problems} | placed_devices(parse_plan(rec.plan), out["ilp"], cluster)
+        xdit_text = (["\nxDiT flags: " + " ".join(flags)] + [f"  xDiT cannot run this plan as is: {p}" for p in problems]
+                     + [f"  {line}" for line in device_lines("xDiT", out["xdit"])])
     written = []
     if args.json or args.report or args.trace:
         # adds timeline, layout and cluster_graph to the JSON; writes the report and trace
@@ -186,17 +200,8 @@ def cmd_plan(args) -> int:
                 print(f"  - {line}")
     for line in ilp_cli.summary_lines(out["ilp"]):
         print(f"  {line}")
-    if flags is not None:
-        print("\nxDiT flags: " + " ".join(flags))
-        for p in problems:
-            print(f"  xDiT cannot run this plan as is: {p}")
-        if out["xdit"].get("placed_order"):
-            x = out["xdit"]
-            how = (": " + "; ".join(f"node {n}: CUDA_VISIBLE_DEVICES={v}"
-                                    for n, v in enumerate(x["cuda_visible_devices"]))
-                   if x["cuda_visible_devices"] else f"; CUDA_VISIBLE_DEVICES cannot do it: {x['why_not']}")
-            print(f"  xDiT groups its ranks in its own order; the placed layout ({' < '.join(x['placed_order'])}) "
-                  f"needs its processes on other GPUs{how}")
+    for line in engine_text + xdit_text:
+        print(line)
     for line in written:
         print(line)
     return 0
@@ -260,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
+    from planner.engines import ENGINES
+    p.add_argument("--engine", help="search only the plans this engine runs and print its launch: "
+                   + " | ".join(ENGINES))
     p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
     import planner.ilp
     planner.ilp.add_plan_options(p)     # --no-schedule, --placement, --approx-window (planner/ilp)

@@ -32,7 +32,7 @@ from .cluster import Cluster
 from .cost.predict import predict, serial_latency
 from .hardware import Profile
 from .legality import plan_errors
-from .plan import Plan, factorisations, make_plan
+from .plan import Plan, factorisations, make_plan, parse_plan
 from .spec import ModelSpec, Prediction, Scenario
 from .strategies import STRATEGIES
 
@@ -128,17 +128,20 @@ PLACE_TOP = 3            # most plans re-placed by the placement program (each c
 def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, exact_only: bool = False,
            include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS,
            schedules: bool = True, placement: str = "search", approx_window: tuple[int, int] | None = None,
-           place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT) -> SearchResult:
+           place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT,
+           accept=None) -> SearchResult:
     """placement: "search" (re-place the top plans) or "xdit" (xDiT's fixed order);
     schedules: propose a switching schedule; approx_window: steps where approximate
-    strategies may run in a schedule (default planner/ilp/schedule_modes.default_window)."""
+    strategies may run in a schedule (default planner/ilp/schedule_modes.default_window);
+    accept: Plan -> bool, the plans an engine can run (planner/engines.accepts): the
+    others, and a schedule it refuses, count as illegal."""
     if placement not in ("search", "xdit"):
         raise ValueError(f"placement {placement!r}: accepted: search, xdit")
     t0 = time.perf_counter()
     preds, considered, illegal = [], 0, 0
     for plan in candidates(model, sc, cluster.n, include_baselines):
         considered += 1
-        if plan_errors(plan, model, sc, cluster.n):
+        if plan_errors(plan, model, sc, cluster.n) or (accept is not None and not accept(plan)):
             illegal += 1
             continue
         p = predict(plan, model, sc, cluster, profile)
@@ -153,6 +156,8 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
     if schedules and not exact_only and cluster.n > 1:
         choice = _schedule(preds, model, sc, cluster, profile, approx_budget, approx_window,
                            schedule_time_limit)
+        if choice is not None and accept is not None and not accept(parse_plan(choice.prediction.plan)):
+            choice = None
         if choice is not None and placement == "search":
             pl = _place_schedule(choice, model, sc, cluster, profile)
             if pl.tried:        # some run has two dimensions: there was an order to choose

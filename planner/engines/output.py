@@ -1,0 +1,104 @@
+"""What `plan` prints and writes about engines.
+
+With --engine E: the recommendation's launch for E (command, config, script, notes, and
+the GPU order that gives E the placed layout), as text lines and as JSON "engine".
+Without: which engines can run the recommendation, and the best plan each engine can
+run, read off the same ranked predictions (no second search), as JSON "engines".
+"""
+from __future__ import annotations
+
+from ..plan import parse_plan
+from ..strategies import STRATEGIES
+from ..textout import fmt_s
+from . import ENGINES, Engine
+from .devices import device_lines, placed_devices
+
+
+def eligible(p, approx_budget: int) -> bool:
+    """The recommendation rule of planner/search.py: fits, no baseline strategy, within
+    the approximate-steps budget."""
+    keys = {k for sub in parse_plan(p.plan).plans() for k in sub.keys}
+    return p.fits and p.approx_steps <= approx_budget and all(STRATEGIES[k].recommend for k in keys)
+
+
+def launch_doc(engine: Engine, plan_str: str, model, sc, cluster, ilp: dict | None) -> dict:
+    """JSON "engine": the engine and how to launch `plan_str` on it."""
+    plan = parse_plan(plan_str)
+    launch = engine.launch(plan, model, sc, cluster)
+    doc = {"name": engine.name, "title": engine.title, "version": engine.version, "plan": plan_str,
+           **launch.to_dict(), "launch": launch.command}
+    doc.pop("command")
+    if engine.order is None:
+        from ..ilp.placement import moved_order
+        order = moved_order((ilp or {}).get("placement"), plan_str)
+        if order and not plan.schedule:
+            doc["launch"] += f" --order {','.join(order)}"
+    else:
+        doc |= placed_devices(plan, ilp, cluster, engine.order)
+    return doc
+
+
+def launch_lines(doc: dict) -> list[str]:
+    lines = [f"\n{doc['title']} ({doc['version']}) launch for {doc['plan']}:", f"  {doc['launch']}"]
+    if doc.get("script"):
+        name = doc["launch"].split()[-1] if doc["launch"].split()[-1].endswith(".py") else "script"
+        lines.append(f"  {name}:")
+        lines += [f"    {line}" if line else "" for line in doc["script"].rstrip("\n").split("\n")]
+    lines += [f"  note: {n}" for n in doc.get("notes", [])]
+    lines += [f"  {line}" for line in device_lines(doc["title"], doc)]
+    return lines
+
+
+def best_per_engine(preds, model, sc, cluster, approx_budget: int) -> list[dict]:
+    """For every engine, the fastest recommendable plan it can run (or why none)."""
+    rows = []
+    for e in ENGINES.values():
+        best = next((p for p in preds if eligible(p, approx_budget)
+                     and e.can_run(parse_plan(p.plan), model, sc, cluster.nodes)), None)
+        row = {"engine": e.name, "title": e.title}
+        if best is not None:
+            row |= {"plan": best.plan, "latency_s": best.latency_s, "speedup": best.speedup}
+        else:
+            row |= {"plan": None, "why": _why_none(e, preds, model, sc, cluster)}
+        rows.append(row)
+    return rows
+
+
+def _why_none(e: Engine, preds, model, sc, cluster) -> str:
+    if e.model_support(model.id) is None:
+        return f"no multi-GPU support for {model.id}"
+    runnable = [p for p in preds if e.can_run(parse_plan(p.plan), model, sc, cluster.nodes)]
+    if runnable:
+        return f"its {len(runnable)} runnable plan(s) do not fit or exceed the quality budget"
+    return f"no plan for {cluster.n} GPUs ({e.describe_model(model.id).split(' [')[0]})"
+
+
+def engines_doc(preds, rec, model, sc, cluster, approx_budget: int) -> dict:
+    """JSON "engines": who runs the recommendation, and each engine's best plan."""
+    runs = [e.name for e in ENGINES.values()
+            if rec is not None and e.can_run(parse_plan(rec.plan), model, sc, cluster.nodes)]
+    return {"runs_recommended": runs, "best": best_per_engine(preds, model, sc, cluster, approx_budget)}
+
+
+def engines_lines(doc: dict, rec) -> list[str]:
+    titles = {r["engine"]: r["title"] for r in doc["best"]}
+    who = ", ".join(titles[n] for n in doc["runs_recommended"]) or "no engine"
+    lines = [f"\nengines: {rec.plan if rec else 'the recommendation'} runs on {who}; "
+             f"the best plan each engine can run (--engine NAME prints its launch):"]
+    for r in doc["best"]:
+        if r["plan"] is None:
+            lines.append(f"  {r['engine']:<10} -  ({r['why']})")
+        else:
+            lines.append(f"  {r['engine']:<10} {r['plan']:<34} {fmt_s(r['latency_s']):>9} {r['speedup']:>7.2f}x")
+    return lines
+
+
+def engine_section(engine: Engine | None, preds, rec, model, sc, cluster, ilp, approx_budget: int):
+    """(JSON key, JSON value, text lines) for cmd_plan: "engine" with --engine, else "engines"."""
+    if engine is not None:
+        if rec is None:
+            return "engine", {"name": engine.name, "title": engine.title, "launch": None}, []
+        doc = launch_doc(engine, rec.plan, model, sc, cluster, ilp)
+        return "engine", doc, launch_lines(doc)
+    doc = engines_doc(preds, rec, model, sc, cluster, approx_budget)
+    return "engines", doc, engines_lines(doc, rec)
