@@ -21,7 +21,7 @@ from .xdit import XDIT
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (PARADIFF, XDIT, DIFFUSERS_ENGINE, SGLANG, VLLM_OMNI, CACHE_DIT)}
 
-__all__ = ["ENGINES", "Engine", "Refusal", "get_engine", "accepts", "require_model", "require_plan", "no_plan"]
+__all__ = ["ENGINES", "Engine", "Refusal", "get_engine", "accepts", "require_model", "require_plan", "no_plan", "why_no_plan"]
 
 
 def get_engine(name: str) -> Engine:
@@ -51,9 +51,14 @@ def require_plan(engine: Engine, plan, model, sc, cluster) -> None:
                          f"{refused[0]}; {engine.describe_model(model.id)}")
 
 
+def why_no_plan(engine: Engine, model, cluster) -> str:
+    """Why no plan for the cluster passes: one node only, else what it supports on the model."""
+    if cluster.nodes > 1 and not engine.multi_node.supported:
+        return f"{engine.multi_node.note} [{engine.multi_node.source}]"
+    return engine.describe_model(model.id)
+
+
 def no_plan(engine: Engine, model, cluster) -> None:
     """UsageError (one line) when the search found no plan the engine can run."""
-    why = (f"{engine.multi_node.note} [{engine.multi_node.source}]"
-           if cluster.nodes > 1 and not engine.multi_node.supported else engine.describe_model(model.id))
     raise UsageError(f"--engine {engine.name}: no plan {engine.title} can run for {model.id} on {cluster.n} GPUs; "
-                     f"{why}")
+                     f"{why_no_plan(engine, model, cluster)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..plan import parse_plan
 from ..strategies import STRATEGIES
 from ..textout import fmt_s
-from . import ENGINES, Engine
+from . import ENGINES, Engine, why_no_plan
 from .devices import device_lines, placed_devices
 
 
@@ -49,15 +49,21 @@ def launch_lines(doc: dict) -> list[str]:
     return lines
 
 
-def best_per_engine(preds, model, sc, cluster, approx_budget: int) -> list[dict]:
-    """For every engine, the fastest recommendable plan it can run (or why none)."""
+def best_per_engine(preds, model, sc, cluster, approx_budget: int, ilp: dict | None = None) -> list[dict]:
+    """For every engine, the fastest recommendable plan it can run (or why none), from
+    the one search's predictions. "placed": the search also chose its rank order (or it
+    has one dimension); otherwise it is predicted in xDiT's order, and `--engine` (which
+    places its own top plans) may find it, or another plan, faster."""
+    from ..layout import dimension_sizes
+    placed = {p["plan"] for p in (ilp or {}).get("placements", [])}
     rows = []
     for e in ENGINES.values():
         best = next((p for p in preds if eligible(p, approx_budget)
                      and e.can_run(parse_plan(p.plan), model, sc, cluster.nodes)), None)
         row = {"engine": e.name, "title": e.title}
         if best is not None:
-            row |= {"plan": best.plan, "latency_s": best.latency_s, "speedup": best.speedup}
+            row |= {"plan": best.plan, "latency_s": best.latency_s, "speedup": best.speedup,
+                    "placed": best.plan in placed or len(dimension_sizes(parse_plan(best.plan).base())) < 2}
         else:
             row |= {"plan": None, "why": _why_none(e, preds, model, sc, cluster)}
         rows.append(row)
@@ -70,14 +76,14 @@ def _why_none(e: Engine, preds, model, sc, cluster) -> str:
     runnable = [p for p in preds if e.can_run(parse_plan(p.plan), model, sc, cluster.nodes)]
     if runnable:
         return f"its {len(runnable)} runnable plan(s) do not fit or exceed the quality budget"
-    return f"no plan for {cluster.n} GPUs ({e.describe_model(model.id).split(' [')[0]})"
+    return f"no plan for {cluster.n} GPUs: {why_no_plan(e, model, cluster).split(' [')[0]}"
 
 
-def engines_doc(preds, rec, model, sc, cluster, approx_budget: int) -> dict:
+def engines_doc(preds, rec, model, sc, cluster, approx_budget: int, ilp: dict | None = None) -> dict:
     """JSON "engines": who runs the recommendation, and each engine's best plan."""
     runs = [e.name for e in ENGINES.values()
             if rec is not None and e.can_run(parse_plan(rec.plan), model, sc, cluster.nodes)]
-    return {"runs_recommended": runs, "best": best_per_engine(preds, model, sc, cluster, approx_budget)}
+    return {"runs_recommended": runs, "best": best_per_engine(preds, model, sc, cluster, approx_budget, ilp)}
 
 
 def engines_lines(doc: dict, rec) -> list[str]:
@@ -89,7 +95,10 @@ def engines_lines(doc: dict, rec) -> list[str]:
         if r["plan"] is None:
             lines.append(f"  {r['engine']:<10} -  ({r['why']})")
         else:
-            lines.append(f"  {r['engine']:<10} {r['plan']:<34} {fmt_s(r['latency_s']):>9} {r['speedup']:>7.2f}x")
+            lines.append(f"  {r['engine']:<10} {r['plan']:<34} {fmt_s(r['latency_s']):>9} {r['speedup']:>7.2f}x"
+                         + ("" if r["placed"] else "  ~"))
+    if any(r["plan"] and not r["placed"] for r in doc["best"]):
+        lines.append("  ~ predicted in xDiT's rank order; --engine NAME also searches the placement of its plans")
     return lines
 
 
@@ -100,5 +109,5 @@ def engine_section(engine: Engine | None, preds, rec, model, sc, cluster, ilp, a
             return "engine", {"name": engine.name, "title": engine.title, "launch": None}, []
         doc = launch_doc(engine, rec.plan, model, sc, cluster, ilp)
         return "engine", doc, launch_lines(doc)
-    doc = engines_doc(preds, rec, model, sc, cluster, approx_budget)
+    doc = engines_doc(preds, rec, model, sc, cluster, approx_budget, ilp)
     return "engines", doc, engines_lines(doc, rec)

@@ -31,8 +31,10 @@ KEYS = {
                 "TP for no zoo model, and the planner's tp also splits the attention heads", README),
     "distrifusion": lacks("DistriFusion is 'implemented for reference' in the legacy branch (DistriConfig), "
                           "not in the main runner or examples", README),
-    "sync_patch": lacks("no synchronous patch parallelism on the main branch", NOTES),
-    "naive_patch": lacks("naive patches exist only as the legacy DistriConfig parallelism='naive_patch'", NOTES),
+    "sync_patch": lacks("no synchronous patch parallelism: its parallel flags are dp, cfg, ulysses, ring, "
+                        "pipefusion and tp", RUNNER),
+    "naive_patch": lacks("its parallel flags are dp, cfg, ulysses, ring, pipefusion and tp (naive patches exist "
+                         "only as the legacy DistriConfig parallelism='naive_patch')", RUNNER),
     "asyncdiff": lacks(_STEP, RUNNER),
     "paradigms": lacks(_STEP, RUNNER),
     "parastep": lacks(_STEP, RUNNER),
