@@ -88,6 +88,6 @@ class CacheDit(Engine):
 
 
 CACHE_DIT = CacheDit(
-    name="cache-dit", title="cache-dit", version="cache-dit (config.py@09b70bb8)", keys=KEYS, models=MODELS,
+    name="cache-dit", title="cache-dit", version="config.py@09b70bb8", keys=KEYS, models=MODELS,
     order=("ulysses", "ring", "tp"), order_source=CONF,
     schedules=lacks("cache-dit applies one ParallelismConfig to the pipeline (no schedule segments)", CONF))

@@ -133,6 +133,6 @@ class Diffusers(Engine):
 
 
 DIFFUSERS_ENGINE = Diffusers(
-    name="diffusers", title="diffusers", version="diffusers 0.42.1", keys=KEYS, models=MODELS,
+    name="diffusers", title="diffusers", version="0.42.1", keys=KEYS, models=MODELS,
     order=("ulysses", "ring", "tp"), order_source=f"{MP} (ContextParallelConfig.mesh_dim_names ring, ulysses)",
     schedules=lacks("diffusers runs one parallel config for the whole call (no schedule segments)", MU))

@@ -39,7 +39,7 @@ def launch_doc(engine: Engine, plan_str: str, model, sc, cluster, ilp: dict | No
 
 
 def launch_lines(doc: dict) -> list[str]:
-    lines = [f"\n{doc['title']} ({doc['version']}) launch for {doc['plan']}:", f"  {doc['launch']}"]
+    lines = [f"\n{doc['title']} launch for {doc['plan']} (rules read at {doc['version']}):", f"  {doc['launch']}"]
     if doc.get("script"):
         name = doc["launch"].split()[-1] if doc["launch"].split()[-1].endswith(".py") else "script"
         lines.append(f"  {name}:")

@@ -42,7 +42,7 @@ class Paradiff(Engine):
 
 
 PARADIFF = Paradiff(
-    name="paradiff", title="paradiff", version="this repository", keys=KEYS, models=_models(), order=None,
+    name="paradiff", title="paradiff", version="executor/ of this repository", keys=KEYS, models=_models(), order=None,
     order_source="paradiff executor/runtime.py (layout_for(plan, job.order); run --order)",
     schedules=has("schedule segments (executor/sampler.py: plan.plan_at(step))", SRC),
     multi_node=lacks("`run` measures this machine: --nodes and --cluster do not apply", CLI))

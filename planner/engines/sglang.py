@@ -74,7 +74,7 @@ class SGLang(Engine):
 
 
 SGLANG = SGLang(
-    name="sglang", title="SGLang diffusion", version="sglang multimodal_gen (server_args.py@011b8cad)",
+    name="sglang", title="SGLang diffusion", version="multimodal_gen server_args.py@011b8cad",
     keys=KEYS, models=MODELS, order=XDIT_ORDER, order_source=PS,
     schedules=lacks("SGLang diffusion runs one parallel layout per server (no schedule segments)", SA),
     multi_node=lacks("ServerArgs has no multi-node option (--num-gpus on one host)", SA))

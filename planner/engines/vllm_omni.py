@@ -76,6 +76,6 @@ class VllmOmni(Engine):
 
 
 VLLM_OMNI = VllmOmni(
-    name="vllm-omni", title="vLLM-Omni", version="vllm-omni (data.py@0027c20a, docs@00b5a4ce)",
+    name="vllm-omni", title="vLLM-Omni", version="data.py@0027c20a, docs@00b5a4ce",
     keys=KEYS, models=MODELS, order=XDIT_ORDER, order_source=PS,
     schedules=lacks("vLLM-Omni runs one DiffusionParallelConfig per engine (no schedule segments)", DATA))

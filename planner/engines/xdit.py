@@ -95,11 +95,13 @@ class XDiT(Engine):
             size.append(f"--num_frames {sc.frames}")
         cmd = torchrun(cluster, f"{script} --model {repo(model.id)} {' '.join(flags + size)} --prompt \"...\"")
         config = {k.lstrip("-"): (v[0] if v else True) for k, *v in (f.split(" ", 1) for f in flags)}
-        return Launch(cmd, config, notes=("run from an xDiT checkout (the example scripts are not installed "
-                                          "by pip); ring > 1 needs an attention backend that returns the "
-                                          "LSE (flash-attn)",))
+        notes = ["run from an xDiT checkout (the example scripts are not installed by pip)"]
+        if plan.degree("ring") > 1:
+            notes.append("ring > 1 needs an attention backend that returns the LSE (flash-attn)"
+                         + ("; with PipeFusion, xDiT's ring_impl_type 'basic'" if plan.degree("pipefusion") > 1 else ""))
+        return Launch(cmd, config, notes=tuple(notes))
 
 
-XDIT = XDiT(name="xdit", title="xDiT", version="xDiT main (README@005ce80b)", keys=KEYS, models=MODELS,
+XDIT = XDiT(name="xdit", title="xDiT", version="main, README@005ce80b", keys=KEYS, models=MODELS,
             order=XDIT_ORDER, order_source=NOTES,
             schedules=lacks("xDiT cannot switch strategies during sampling (schedule segments)", RUNNER))
