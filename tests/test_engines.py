@@ -6,6 +6,7 @@ The launch checks re-read the emitted command or config the way the engine would
 strategies) with rules written out here from the engines' sources, not with the engine
 module's own refusals."""
 import ast
+import os
 import json
 import re
 import shlex
@@ -273,6 +274,24 @@ def test_diffusers_class_table_matches_the_installed_diffusers():
         diffusers.ContextParallelConfig(**conf)                   # __post_init__ validates
     diffusers.ContextParallelConfig(**{k: v for k, v in e.launch(parse_plan("ulysses=8"), model, sc, cluster)
                                        .config.items() if k != "class"})
+
+
+@pytest.mark.parametrize("text_tokens", [12, 13])
+def test_emitted_context_parallel_config_runs_in_diffusers(text_tokens):
+    """Where diffusers is installed: the config the engine emits for ulysses=2 runs a tiny
+    random Flux transformer on 2 gloo ranks and matches the serial output, also with 13
+    text tokens (Flux's _cp_plan splits the text; the engine then emits ulysses_anything)."""
+    pytest.importorskip("diffusers")
+    model, sc = scenario("flux.1-dev", text_tokens=text_tokens)
+    conf = ENGINES["diffusers"].launch(parse_plan("ulysses=2"), model, sc,
+                                       build_cluster("h100-sxm5-80gb", 2, 1, "nvswitch")).config
+    conf.pop("class")
+    assert conf.get("ulysses_anything", False) == bool(text_tokens % 2)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(ROOT / "tests" / "engines_cp_check.py")], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "CONF": json.dumps(conf), "TXT": str(text_tokens)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(re.search(r"max_abs_diff (\S+)", r.stdout).group(1)) < 1e-4
 
 
 def test_search_with_an_engine_ranks_only_plans_it_runs():
