@@ -169,13 +169,8 @@ def cmd_plan(args) -> int:
     key, out[key], engine_text = engine_section(engine, preds, rec, model, sc, cluster, out["ilp"], args.approx_steps)
     xdit_text = []
     if args.xdit and rec:      # xDiT's flags for the recommendation, whichever engine it was searched for
-        from planner.engines.xdit import XDIT, xdit_flags
-        from planner.engines.devices import device_lines, placed_devices
-        flags = xdit_flags(parse_plan(rec.plan))
-        problems = [str(r) for r in XDIT.refusals(parse_plan(rec.plan), model, sc, cluster.nodes)]
-        out["xdit"] = {"flags": flags, "problems": problems} | placed_devices(parse_plan(rec.plan), out["ilp"], cluster)
-        xdit_text = (["\nxDiT flags: " + " ".join(flags)] + [f"  xDiT cannot run this plan as is: {p}" for p in problems]
-                     + [f"  {line}" for line in device_lines("xDiT", out["xdit"])])
+        from planner.engines.xdit import xdit_section
+        out["xdit"], xdit_text = xdit_section(parse_plan(rec.plan), model, sc, cluster, out["ilp"])
     written = []
     if args.json or args.report or args.trace:
         # adds timeline, layout and cluster_graph to the JSON; writes the report and trace

@@ -70,9 +70,12 @@ class VllmOmni(Engine):
             f'omni = Omni(model="{name}", parallel_config=DiffusionParallelConfig({args}))',
             f'outputs = omni.generate("...", OmniDiffusionSamplingParams(num_inference_steps={sc.steps}, '
             f'width={sc.width}, height={sc.height}))', ""])
-        return Launch(f"vllm serve {name} --omni --port 8091 {' '.join(flags)}".rstrip(), conf, script,
-                      notes=("CFG-Parallel takes effect only with a negative prompt and a guidance scale > 1",)
-                      if conf["cfg_parallel_size"] > 1 else ())
+        notes = []
+        if conf["cfg_parallel_size"] > 1:
+            notes.append("CFG-Parallel takes effect only with a negative prompt and a guidance scale > 1")
+        if sc.frames > 1:
+            notes.append(f"a video: set the sampling parameters' frame count ({sc.frames} frames) as well")
+        return Launch(f"vllm serve {name} --omni --port 8091 {' '.join(flags)}".rstrip(), conf, script, tuple(notes))
 
 
 VLLM_OMNI = VllmOmni(

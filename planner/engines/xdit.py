@@ -105,3 +105,15 @@ class XDiT(Engine):
 XDIT = XDiT(name="xdit", title="xDiT", version="main, README@005ce80b", keys=KEYS, models=MODELS,
             order=XDIT_ORDER, order_source=NOTES,
             schedules=lacks("xDiT cannot switch strategies during sampling (schedule segments)", RUNNER))
+
+
+def xdit_section(plan: Plan, model, sc, cluster, ilp: dict | None) -> tuple[dict, list[str]]:
+    """`plan --xdit`: xDiT's flags for the plan, why xDiT cannot run it as is, and the
+    GPU order that gives xDiT a placed layout; as JSON "xdit" and as text lines."""
+    from .devices import device_lines, placed_devices
+    flags = xdit_flags(plan)
+    problems = [str(r) for r in XDIT.refusals(plan, model, sc, cluster.nodes)]
+    doc = {"flags": flags, "problems": problems} | placed_devices(plan, ilp, cluster)
+    lines = (["\nxDiT flags: " + " ".join(flags)] + [f"  xDiT cannot run this plan as is: {p}" for p in problems]
+             + [f"  {line}" for line in device_lines("xDiT", doc)])
+    return doc, lines
