@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from . import engines
+from .engines import ENGINES
 from .errors import UsageError
 from .search import DEFAULT_APPROX_STEPS
 
@@ -26,6 +28,8 @@ def register(sub, common) -> None:
                         f"(AsyncDiff, ParaStep, Hybridiff's window); default {DEFAULT_APPROX_STEPS}")
     p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--engine", help="search only the plans this engine runs and print its launch: "
+                   + " | ".join(ENGINES))
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
     p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
     p.add_argument("--no-schedule", action="store_true",
@@ -65,26 +69,36 @@ def cmd_plan(args, common) -> int:
         raise UsageError(f"--top {args.top}: must be >= 1")
     report = check_out_path(args.report, (".html", ".htm"), "report") if args.report else None
     trace = check_out_path(args.trace, (".json",), "trace") if args.trace else None
+    engine = engines.get_engine(args.engine) if args.engine else None
     profile = common.load_hw_profile(args.hw_profile, args)
     model, sc, cluster = common.build_inputs(args)
+    if engine:
+        engines.require_model(engine, model)
     outputs = args.json or args.report or args.trace
     if args.plan:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
         if errs:
             raise UsageError(f"plan '{args.plan}': {errs[0]}")
+        if engine:
+            engines.require_plan(engine, plan, model, sc, cluster)
         res = evaluate(plan, model, sc, cluster, profile, args.placement or "xdit", detail=bool(outputs))
     else:
         if args.approx_steps < 0:
             raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
         res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
-                     detail=bool(outputs), **search_options(args, sc.steps))
+                     detail=bool(outputs), accept=engines.accepts(engine, model, sc, cluster) if engine else None,
+                     **search_options(args, sc.steps))
+        if engine and not res.ranked:
+            engines.no_plan(engine, model, cluster)
     doc = document(res, model, sc, cluster, profile, top=None if args.json else args.top, detail=bool(outputs))
-    flags = problems = None
-    if args.xdit and res.recommended:
-        from .xdit import xdit_devices, xdit_flags
-        flags, problems = xdit_flags(res.recommended.plan, model.id, model.facts.arch)
-        doc["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(res.recommended.plan, doc["ilp"], cluster)
+    from .engines.output import engine_section
+    key, doc[key], engine_text = engine_section(engine, res, model, sc, cluster, args.approx_steps)
+    xdit_text = []
+    if args.xdit and res.recommended:     # xDiT's flags for the recommendation, whichever engine it was searched for
+        from .engines.xdit import xdit_section
+        rec = res.recommended
+        doc["xdit"], xdit_text = xdit_section(rec.plan, model, sc, cluster, res.placed_order(rec.plan))
     written = write_outputs(report, trace, doc, res)
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -106,17 +120,8 @@ def cmd_plan(args, common) -> int:
                 print(f"  - {line}")
     for line in textout.ilp_lines(res):
         print(f"  {line}")
-    if flags is not None:
-        print("\nxDiT flags: " + " ".join(flags))
-        for p in problems:
-            print(f"  xDiT cannot run this plan as is: {p}")
-        if doc["xdit"].get("placed_order"):
-            x = doc["xdit"]
-            how = (": " + "; ".join(f"node {n}: CUDA_VISIBLE_DEVICES={v}"
-                                    for n, v in enumerate(x["cuda_visible_devices"]))
-                   if x["cuda_visible_devices"] else f"; CUDA_VISIBLE_DEVICES cannot do it: {x['why_not']}")
-            print(f"  xDiT groups its ranks in its own order; the placed layout ({' < '.join(x['placed_order'])}) "
-                  f"needs its processes on other GPUs{how}")
+    for line in engine_text + xdit_text:
+        print(line)
     for line in written:
         print(line)
     return 0

@@ -67,11 +67,14 @@ class SearchResult:
     def placement_of(self, plan: Plan | None) -> Placement | None:
         return next((p for p in self.placements if p.plan == plan), None) if plan is not None else None
 
-    def order_of(self, plan: Plan | None) -> tuple[str, ...]:
-        """The layout order `plan`'s prediction used: the placement's when it beats xDiT's
-        order (Placement.moved), else xDiT's."""
+    def placed_order(self, plan: Plan | None) -> tuple[str, ...] | None:
+        """The placement's order for `plan` when it beats xDiT's (Placement.moved), else None."""
         pl = self.placement_of(plan)
-        return tuple(pl.order) if pl is not None and pl.moved else XDIT_ORDER
+        return tuple(pl.order) if pl is not None and pl.moved else None
+
+    def order_of(self, plan: Plan | None) -> tuple[str, ...]:
+        """The layout order `plan`'s prediction used: the placed one, else xDiT's."""
+        return self.placed_order(plan) or XDIT_ORDER
 
 
 def families(include_baselines: bool) -> list[tuple[str, ...]]:
@@ -134,18 +137,20 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
            include_baselines: bool = False, approx_budget: int = DEFAULT_APPROX_STEPS,
            schedules: bool = True, placement: str = "search", approx_window: tuple[int, int] | None = None,
            place_top: int = PLACE_TOP, schedule_time_limit: float = SCHEDULE_TIME_LIMIT,
-           detail: bool = False) -> SearchResult:
+           detail: bool = False, accept=None) -> SearchResult:
     """placement: "search" (re-place the top plans) or "xdit" (xDiT's fixed order);
     schedules: propose a switching schedule; approx_window: steps where approximate
     strategies may run in a schedule (default planner/ilp/schedule_modes.default_window);
-    detail: also simulate the shown plan's timeline (SearchResult.timeline)."""
+    detail: also simulate the shown plan's timeline (SearchResult.timeline);
+    accept: Plan -> bool, the plans an engine can run (planner/engines.accepts): the
+    others, and a schedule it refuses, count as illegal."""
     if placement not in ("search", "xdit"):
         raise ValueError(f"placement {placement!r}: accepted: search, xdit")
     t0 = time.perf_counter()
     preds, considered, illegal = [], 0, 0
     for plan in candidates(model, sc, cluster.n, include_baselines):
         considered += 1
-        if plan_errors(plan, model, sc, cluster.n):
+        if plan_errors(plan, model, sc, cluster.n) or (accept is not None and not accept(plan)):
             illegal += 1
             continue
         p = predict(plan, model, sc, cluster, profile, solvers=SOLVERS)
@@ -160,6 +165,8 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
     if schedules and not exact_only and cluster.n > 1:
         choice = _schedule(preds, model, sc, cluster, profile, approx_budget, approx_window,
                            schedule_time_limit)
+        if choice is not None and accept is not None and not accept(choice.prediction.plan):
+            choice = None
         if choice is not None and placement == "search":
             pl = _place_schedule(choice, model, sc, cluster, profile)
             if pl.tried:        # some run has two dimensions: there was an order to choose
@@ -168,7 +175,7 @@ def search(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile, e
             preds.append(choice.prediction)
             preds.sort(key=_rank)
     t_ilp = time.perf_counter() - t_ilp
-    rec = next((p for p in preds if _eligible(p, approx_budget)), None)
+    rec = next((p for p in preds if eligible(p, approx_budget)), None)
     res = SearchResult(preds, rec, serial_latency(model, sc, cluster, profile), considered, illegal, 0.0,
                        placements=placements, schedule=choice, ilp_seconds=t_ilp)
     _details(res, model, sc, cluster, profile, detail)
@@ -207,7 +214,9 @@ def _details(res: SearchResult, model, sc, cluster, profile, detail: bool) -> No
                                solvers=SOLVERS).timeline
 
 
-def _eligible(p: Prediction, budget: int) -> bool:
+def eligible(p: Prediction, budget: int) -> bool:
+    """The recommendation rule: fits, no baseline strategy, within the budget of
+    approximate steps."""
     return p.fits and is_recommendable(p.plan) and p.approx_steps <= budget
 
 
@@ -221,7 +230,7 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
     best placed latency (or after `top` plans). On mixed GPUs the order also changes
     compute (token splits, stage GPUs), so the `top` fastest plans are taken instead."""
     out, placements = list(preds), []
-    idx = [i for i, p in enumerate(preds) if _eligible(p, budget) and len(p.plan.degrees) > 1]
+    idx = [i for i, p in enumerate(preds) if eligible(p, budget) and len(p.plan.degrees) > 1]
     if not idx:
         return out, placements
 
@@ -256,7 +265,7 @@ def _place_schedule(choice, model, sc, cluster, profile):
 
 def _schedule(preds, model, sc, cluster, profile, budget, window, time_limit):
     """The switching schedule, if it is faster than every eligible single plan."""
-    best = next((p for p in preds if _eligible(p, budget)), None)
+    best = next((p for p in preds if eligible(p, budget)), None)
     beat = best.latency_s - best.breakdown.text_encoders - best.breakdown.vae if best else None
     # A windowed strategy is itself a switch (Hybridiff: CFG, then a pipeline window): a
     # schedule that only matches it is still worth showing, because it says where the window goes

@@ -104,15 +104,6 @@ def _beats_xdit(order, xdit_order, gain: float) -> bool:
     return tuple(order) != tuple(xdit_order) and gain >= TIE_GAIN
 
 
-def moved_order(placement: dict | None, plan: str | None = None) -> tuple[str, ...] | None:
-    """The order of a placement as JSON (Placement.to_dict) when it beats xDiT's order by
-    more than a tie (Placement.moved), else None; plan: only if it placed this plan."""
-    if not placement or (plan is not None and placement.get("plan") != plan):
-        return None
-    ok = _beats_xdit(placement["order"], placement["xdit_order"], placement["gain"])
-    return tuple(placement["order"]) if ok else None
-
-
 def stride_options(sizes: dict[str, int]) -> dict[str, list[int]]:
     """Strides each dimension can have: products of subsets of the other sizes."""
     out = {}

@@ -160,6 +160,8 @@ def _scenario_html(doc: dict) -> str:
         rows.append(["recommended", "none: no plan fits in memory"])
     if doc.get("xdit"):
         rows.append(["xDiT flags", " ".join(doc["xdit"].get("flags", []))])
+    if (doc.get("engine") or {}).get("launch"):
+        rows.append([f"{doc['engine']['title']} launch", doc["engine"]["launch"]])
     if "seconds" in doc:
         rows.append(["search", f"{len(doc['plans'])} plans in {doc['seconds']} s"])
     return '<div class="card">' + kv_table(rows) + "</div>"
@@ -185,6 +187,11 @@ def write_plan_report(doc: dict, path) -> None:
                          "approximate plans reuse earlier predictions for some steps.")
     else:
         page.note("No plan was evaluated.")
+    if (doc.get("engines") or {}).get("best"):
+        from .engines import engines_figure
+        page.figure("fig-engines", engines_figure(doc["engines"]["best"], rec, time_unit(plans)),
+                    note="Each engine's fastest plan among the ranked ones that it can run (planner/engines); "
+                         "~: predicted in xDiT's rank order (plan --engine NAME also places it).")
     tl = doc.get("timeline")
     if tl and tl.get("tasks"):
         why = "recommended plan" if tl.get("recommended") else "fastest plan (none fits in memory)"
