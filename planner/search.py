@@ -224,8 +224,8 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
     """Re-place eligible plans with two or more dimensions (planner/ilp/placement.py);
     their predictions are replaced by the placed ones (a note names the order and the gain).
 
-    Placement changes only communication on uniform GPUs, so latency minus exposed
-    communication and bubbles bounds what any order can reach: plans are taken in order
+    Placement changes only communication on uniform GPUs, so the compute and host time
+    on the critical rank (Prediction.fixed_s) bounds what any order can reach: plans are taken in order
     of that bound, the fastest plan first, and the scan stops when the bound passes the
     best placed latency (or after `top` plans). On mixed GPUs the order also changes
     compute (token splits, stage GPUs), so the `top` fastest plans are taken instead."""
@@ -235,8 +235,7 @@ def _place_top(preds, model, sc, cluster, profile, budget: int, top: int):
         return out, placements
 
     def bound(i):
-        b = preds[i].breakdown
-        return preds[i].latency_s - b.comm - b.bubble
+        return preds[i].fixed_s
     queue = idx[:1] + (sorted(idx[1:], key=bound) if cluster.uniform else idx[1:])
     best = min(preds[i].latency_s for i in idx)
     for i in queue[:top]:

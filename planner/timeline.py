@@ -1,19 +1,34 @@
-"""A small discrete-event timeline: per rank, a compute lane and a communication lane.
+"""A small discrete-event timeline, and the one summary every denoising loop reports.
 
-Tasks are added in an order that respects their dependencies; each starts when its lane
-on its rank is free and its inputs are ready (`after`), so the lanes execute in order,
-like CUDA streams. Denoising loops (planner/cost/engine.py and the loop strategies) build
-the first steps of denoising here; the step time, pipeline bubbles and warm-up cost
-are read off the result, and the same tasks become the Gantt chart and Chrome trace.
+Per row (a rank, or ranks that do the same work) there is a compute lane (the stream
+the rank's kernels run in: compute, host work and blocking collectives) and a
+communication lane (transfers that run beside it). Tasks are added in an order that
+respects their dependencies; each starts when its lane on its row is free and its inputs
+are ready (`after`), so the lanes execute in order, like CUDA streams. Every task is
+tagged with its part: compute, communication (exposed, with the parallel dimension it
+runs over), host overhead (scheduler, Python loop), a transfer hidden under other work,
+or redundant work (the last two are drawn, not counted).
 
-`LoopTime` is what a loop answers: the denoising loop's time on the critical rank and
-where it goes. This module is below the strategies and the cost model (both build these).
+A loop (planner/cost/engine.py, the loop strategies) simulates each distinct *unit* of
+its work once, each unit a `step` index on the timeline (a warm-up step, the first
+steady step with the pipeline fill, a steady step, a round of several steps), and says
+how often each unit repeats; `summarise` extrapolates: a unit lasts from the end of the
+previous one to its own end, the loop is every unit times its repeats, and on the
+critical row each unit splits into compute, communication per dimension, host and
+bubble (whatever of the unit nothing counted fills). Warm-up units count whole as
+warm-up. So every loop reports the same parts, computed in one place.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COMPUTE, COMM = "compute", "comm"
+COMPUTE, COMM = "compute", "comm"          # lanes, and the parts of the same names
+HOST = "host"                              # per-step overhead outside the network
+HIDDEN = "hidden"                          # a transfer that overlaps other work
+REDUNDANT = "redundant"                    # work that does not advance the result (extra iterations)
+# Parts summarise() counts; every other part of a unit's time (hidden transfers, redundant
+# work, idle waits) is its bubble
+COUNTED = (COMPUTE, COMM, HOST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +39,8 @@ class Task:
     end: float
     label: str
     step: int
+    part: str = COMPUTE
+    dim: str | None = None        # the parallel dimension a communication runs over
 
 
 @dataclass
@@ -38,14 +55,25 @@ class Timeline:
     def label(self, row: int) -> str:
         return self.labels[row] if row < len(self.labels) else f"rank {row}"
 
-    def add(self, rank: int, lane: str, dur: float, after: float = 0.0, label: str = "", step: int = 0) -> float:
-        """Schedule a task; returns its end time."""
+    def add(self, rank: int, lane: str, dur: float, after: float = 0.0, label: str = "", step: int = 0,
+            part: str | None = None, dim: str | None = None, occupy: bool = True) -> float:
+        """Schedule a task; returns its end time. part: default the lane's (COMPUTE or COMM).
+        occupy=False: drawn, but the lane stays free (transfers that run beside others)."""
         start = max(self._free.get((rank, lane), 0.0), after)
         end = start + max(dur, 0.0)
-        self._free[(rank, lane)] = end
+        if occupy:
+            self._free[(rank, lane)] = end
         if dur > 0:
-            self.tasks.append(Task(rank, lane, start, end, label, step))
+            self.tasks.append(Task(rank, lane, start, end, label, step, part or lane, dim))
         return end
+
+    def block(self, rank: int, dur: float, after: float = 0.0, label: str = "", step: int = 0,
+              dim: str | None = None) -> float:
+        """Exposed communication: a blocking collective holds the row's compute stream."""
+        return self.add(rank, COMPUTE, dur, after=after, label=label, step=step, part=COMM, dim=dim)
+
+    def host(self, rank: int, dur: float, after: float = 0.0, label: str = "scheduler", step: int = 0) -> float:
+        return self.add(rank, COMPUTE, dur, after=after, label=label, step=step, part=HOST)
 
     def free_at(self, rank: int, lane: str = COMPUTE) -> float:
         return self._free.get((rank, lane), 0.0)
@@ -72,7 +100,8 @@ class Timeline:
                 "makespan_s": round(self.makespan, 9),
                 "step_ends_s": [round(self.step_end(s), 9) for s in steps],
                 "tasks": [{"row": t.rank, "lane": t.lane, "start": round(t.start, 9), "end": round(t.end, 9),
-                           "label": t.label, "step": t.step} for t in self.tasks]}
+                           "label": t.label, "step": t.step, "part": t.part}
+                          | ({"dim": t.dim} if t.dim else {}) for t in self.tasks]}
 
     def to_chrome_trace(self) -> dict:
         """Chrome trace format (chrome://tracing, Perfetto): one process per rank,
@@ -89,25 +118,77 @@ class Timeline:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
+def run_pass(tl: Timeline, row: int, costs, sel, eta: float, label: str, step: int, sync: bool = False,
+             after: float = 0.0) -> float:
+    """One pass of a loop's blocks `sel` on `row` (cost.engine.BlockCosts): the compute,
+    then each dimension's exposed communication, on the row's compute stream; its end."""
+    end = tl.add(row, COMPUTE, float(costs.compute[sel].sum()), after=after, label=label, step=step)
+    for dim, secs in costs.exposed_dims(sel, eta, sync).items():
+        end = tl.block(row, secs, label=f"{label}: {dim}", step=step, dim=dim)
+    return end
+
+
 @dataclass
 class LoopTime:
-    """A denoising loop's time on the critical rank and its parts.
-
-    compute, comm and other are what every step would cost in steady state; whatever
-    the loop takes beyond them (synchronous warm-up steps, pipeline fill and bubbles) is
-    the bubble."""
+    """A denoising loop's time and where it goes on its critical row (`summarise`):
+    total = warmup + compute + comm + host + bubble."""
 
     total: float
-    steady_step: float
-    compute: float            # compute on the critical rank, all steps at steady state
-    comm: float               # exposed communication, all steps at steady state
-    other: float              # per-step scheduler/launch overheads
-    comm_bytes_per_step: float
+    steady_step: float           # one steady unit (a step, or a round of several)
+    compute: float = 0.0
+    comm_dims: dict[str, float] = field(default_factory=dict)   # exposed communication per dimension
+    host: float = 0.0            # scheduler / loop overhead
+    warmup: float = 0.0          # synchronous warm-up units, whole
+    bubble: float = 0.0          # pipeline fill and drain, idle waits
+    fixed: float = 0.0           # compute + host of every unit, warm-up included: what no rank order changes
+    comm_bytes_per_step: float = 0.0
     timeline: Timeline | None = None
     rank_blocks: list[slice] | None = None   # blocks each pipeline stage holds (None: all)
     cuts: list[slice] | None = None          # the loop's partition of the blocks, if any
     notes: list[str] = field(default_factory=list)
 
     @property
-    def bubble(self) -> float:
-        return max(0.0, self.total - self.compute - self.comm - self.other)
+    def comm(self) -> float:
+        return sum(self.comm_dims.values())
+
+
+def summarise(tl: Timeline, units: list[tuple[int, int]], critical: int = 0, warmup: set[int] = frozenset(),
+              **extra) -> LoopTime:
+    """The loop's LoopTime from a timeline that simulates each unit once (see the module
+    doc). units: (step index on the timeline, repeats), in order; critical: the row whose
+    parts are counted; warmup: the step indices of warm-up units. extra: LoopTime fields
+    (comm_bytes_per_step, rank_blocks, cuts, notes)."""
+    ends = {}
+    for t in tl.tasks:
+        ends[t.step] = max(ends.get(t.step, 0.0), t.end)
+    parts: dict[int, dict] = {}
+    for t in tl.tasks:
+        if t.rank == critical and t.part in COUNTED:
+            key = (t.part, t.dim) if t.part == COMM else t.part
+            d = parts.setdefault(t.step, {})
+            d[key] = d.get(key, 0.0) + (t.end - t.start)
+    out = LoopTime(total=0.0, steady_step=0.0, **extra)
+    prev = 0.0
+    for step, count in units:
+        end = ends.get(step, prev)
+        dur = end - prev
+        prev = end
+        out.total += count * dur
+        out.steady_step = dur
+        mine = parts.get(step, {})
+        out.fixed += count * (mine.get(COMPUTE, 0.0) + mine.get(HOST, 0.0))
+        if step in warmup:
+            out.warmup += count * dur
+            continue
+        counted = 0.0
+        for key, secs in mine.items():
+            counted += secs
+            if key == COMPUTE:
+                out.compute += count * secs
+            elif key == HOST:
+                out.host += count * secs
+            else:
+                out.comm_dims[key[1]] = out.comm_dims.get(key[1], 0.0) + count * secs
+        out.bubble += count * max(0.0, dur - counted)
+    out.timeline = tl
+    return out

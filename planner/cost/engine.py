@@ -14,7 +14,7 @@ dynamic programs by default; the search injects planner/ilp's integer programs.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -26,7 +26,7 @@ from ..plan import Plan
 from ..spec import ModelSpec, Scenario
 from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
-from ..timeline import COMM, COMPUTE, LoopTime, Timeline
+from ..timeline import COMM, COMPUTE, HIDDEN, LoopTime, Timeline, summarise
 from . import compute, hetero, memory, partition
 from .comm import collective_time
 
@@ -62,6 +62,21 @@ class BlockCosts:
     attn_extra: np.ndarray    # what Ring's K/V passes add beyond the attention they overlap
     async_comm: np.ndarray    # asynchronous collectives hidden under the whole step
     sent: np.ndarray          # bytes this rank sends per block
+    exposed: dict = field(default_factory=dict)     # dim -> blocking + attn_extra per block
+    asynchronous: dict = field(default_factory=dict)  # dim -> async_comm per block
+
+    def exposed_dims(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> dict[str, float]:
+        """pass_time - compute over `sel`, by parallel dimension: the blocking and ring
+        parts of each dimension, and the exposed part of the asynchronous collectives in
+        proportion to each dimension's seconds of them."""
+        out = {d: float(a[sel].sum()) for d, a in self.exposed.items()}
+        k = float(self.async_comm[sel].sum())
+        if k > 0:
+            base = float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+            shown = k if sync else float(overlapped(base, k, eta)) - base
+            for d, a in self.asynchronous.items():
+                out[d] = out.get(d, 0.0) + shown * float(a[sel].sum()) / k
+        return {d: v for d, v in out.items() if v > 0}
 
     def pass_time(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
         """One pass over the blocks `sel`, in order. sync=True: asynchronous collectives
@@ -183,6 +198,13 @@ class Engine:
         cs = self.step_comms(local)
         return sum(self.comm_time(c) for c in cs), sum(c.nbytes * c.count for c in cs)
 
+    def after_step_dims(self, local: Local | None = None) -> dict[str, float]:
+        """after_step's seconds by parallel dimension."""
+        out: dict[str, float] = {}
+        for c in self.step_comms(local):
+            out[c.dim] = out.get(c.dim, 0.0) + self.comm_time(c)
+        return out
+
     def step_overhead(self) -> float:
         """Per denoising step, outside the network (Calibration.step_*)."""
         c = self.profile.calibration
@@ -211,6 +233,8 @@ class Engine:
             comp, attn = self.split.block_compute(self, local)
         n = len(self.model.blocks)
         blocking, ring, async_c, sent = (np.zeros(n) for _ in range(4))
+        exposed: dict[str, np.ndarray] = {}
+        asynchronous: dict[str, np.ndarray] = {}
         strategies = [(k, d) for k, d in self.plan.degrees if keys is None or k in keys]
         for i, block in enumerate(self.model.blocks):
             for k, d in strategies:
@@ -219,14 +243,18 @@ class Engine:
                     sent[i] += c.nbytes * c.count
                     if c.overlap == BLOCKING:
                         blocking[i] += secs
+                        exposed.setdefault(c.dim, np.zeros(n))[i] += secs
                     elif c.overlap == IN_ATTENTION:
                         # c.count passes, each hiding under one of (count+1) attention chunks
                         chunk = attn[i] / (c.count + 1)
                         per = secs / c.count
-                        ring[i] += c.count * (overlapped(chunk, per, self.eta) - chunk)
+                        extra = c.count * (overlapped(chunk, per, self.eta) - chunk)
+                        ring[i] += extra
+                        exposed.setdefault(c.dim, np.zeros(n))[i] += extra
                     elif c.overlap == IN_STEP:
                         async_c[i] += secs
-        costs = BlockCosts(comp, blocking, ring, async_c, sent)
+                        asynchronous.setdefault(c.dim, np.zeros(n))[i] += secs
+        costs = BlockCosts(comp, blocking, ring, async_c, sent, exposed, asynchronous)
         self._costs[key] = costs
         return costs
 
@@ -236,41 +264,44 @@ class Engine:
 
     def layerwise(self, detail: bool) -> LoopTime:
         """Every rank runs all blocks in order on its share; warm-up steps (if a strategy
-        has them) wait for their asynchronous collectives."""
+        has them) wait for their asynchronous collectives. Every rank does the same work,
+        so one timeline row stands for all of them: unit 0 is a warm-up step (if any),
+        unit 1 a steady one."""
         sc, costs = self.sc, self.block_costs()
         warm = self.warmup_steps()
-        gather_s, gather_b = self.after_step()
-        other = self.step_overhead()
-        steady = costs.pass_time(eta=self.eta) + gather_s + other
-        warm_step = costs.pass_time(eta=self.eta, sync=True) + gather_s + other
-        total = warm * warm_step + (sc.steps - warm) * steady
-        compute_s = float(costs.compute.sum())
-        tl = self._layerwise_timeline(costs, warm, gather_s, other) if detail else None
-        return LoopTime(total, steady, compute_s * sc.steps, (steady - other - compute_s) * sc.steps,
-                       other * sc.steps, float(costs.sent.sum()) + gather_b, tl)
-
-    def _layerwise_timeline(self, costs: BlockCosts, warm: int, gather_s: float, other: float) -> Timeline:
-        """The first steps, block by block. Every rank does the same work, so one row
-        stands for all of them."""
         n = self.plan.gpus
         tl = Timeline(1, [f"each of {n} ranks" if n > 1 else "rank 0"])
-        pending = 0.0   # when the asynchronous collectives issued so far complete
-        for s in range(min(self.sc.steps, warm + 2)):
+        units = []
+        for step, count, sync in ((0, warm, True), (1, sc.steps - warm, False)):
+            if count > 0:
+                self._layerwise_step(tl, costs, step, sync, detail)
+                units.append((step, count))
+        _, gather_b = self.after_step()
+        return summarise(tl, units, warmup={0}, comm_bytes_per_step=float(costs.sent.sum()) + gather_b)
+
+    def _layerwise_step(self, tl: Timeline, costs: BlockCosts, step: int, sync: bool, detail: bool) -> None:
+        """One step on the timeline: the blocks (one task, or block by block), the exposed
+        communication of each dimension, the once-per-step collectives, the scheduler."""
+        if detail:
             for i, b in enumerate(self.model.blocks):
-                end = tl.add(0, COMPUTE, costs.compute[i] + costs.attn_extra[i], label=b.name, step=s)
-                if costs.blocking[i] > 0:
-                    end = tl.add(0, COMM, costs.blocking[i], after=end, label=f"{b.name} collective", step=s)
-                    tl.wait(0, end)
+                tl.add(0, COMPUTE, costs.compute[i], label=b.name, step=step)
+                for d, a in costs.exposed.items():
+                    tl.block(0, a[i], label=f"{b.name} {d}", step=step, dim=d)
                 if costs.async_comm[i] > 0:
-                    pending = tl.add(0, COMM, costs.async_comm[i], after=end, label=f"{b.name} async", step=s)
-                    if s < warm:
-                        tl.wait(0, pending)
-            end = max(tl.free_at(0), pending)
-            if gather_s > 0:
-                end = tl.add(0, COMM, gather_s, after=end, label="noise-prediction gather", step=s)
-            tl.wait(0, end)
-            tl.add(0, COMPUTE, other, label="scheduler", step=s)
-        return tl
+                    tl.add(0, COMM, costs.async_comm[i], after=tl.free_at(0), label=f"{b.name} async", step=step,
+                           part=HIDDEN, occupy=False)
+            hidden_exposed = costs.exposed_dims(eta=self.eta, sync=sync)
+            for d in costs.exposed:
+                hidden_exposed[d] = hidden_exposed.get(d, 0.0) - float(costs.exposed[d].sum())
+            for d, secs in hidden_exposed.items():
+                tl.block(0, secs, label=f"{d} async (exposed)", step=step, dim=d)
+        else:
+            tl.add(0, COMPUTE, float(costs.compute.sum()), label="denoiser", step=step)
+            for d, secs in costs.exposed_dims(eta=self.eta, sync=sync).items():
+                tl.block(0, secs, label=f"{d} communication", step=step, dim=d)
+        for d, secs in self.after_step_dims().items():
+            tl.block(0, secs, label="noise-prediction gather", step=step, dim=d)
+        tl.host(0, self.step_overhead(), after=tl.free_at(0), step=step)
 
 
 def denoise(engine: Engine, detail: bool) -> LoopTime:

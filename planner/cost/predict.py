@@ -53,7 +53,7 @@ def _stages(eng: Engine) -> tuple[float, float]:
 
 def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Prediction:
     bd = Breakdown(compute=den.compute, comm=den.comm, bubble=den.bubble, text_encoders=text_s,
-                   vae=vae_s, other=den.other)
+                   vae=vae_s, other=den.host, warmup=den.warmup, comm_dims=dict(den.comm_dims))
     capacity = min(eng.cluster.gpus[r].memory_bytes for r in range(plan.gpus))
     return Prediction(
         plan=plan, latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
@@ -62,7 +62,7 @@ def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Predict
         memory=mem, comm_bytes_per_step=den.comm_bytes_per_step, notes=list(den.notes),
         timeline=den.timeline if detail else None,
         stages=tuple((c.start, c.stop) for c in den.cuts or ()),
-        approx_steps=approx_steps(plan, eng.sc.steps))
+        approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s)
 
 
 _SERIAL: dict = {}
@@ -93,13 +93,18 @@ def reshard_s(eng: Engine) -> float:
     rebuilds them in its own synchronous warm-up steps, which its run already pays.
     Used by _predict_segments and by planner/ilp/schedule_modes.py, so that the schedule
     integer program and predict() cost a switch the same way."""
+    return sum(reshard_dims(eng).values())
+
+
+def reshard_dims(eng: Engine) -> dict[str, float]:
+    """reshard_s by parallel dimension."""
     latent = eng.model.latent_elems() * images_per_rank(eng.plan, eng.sc.batch) * eng.sc.elem_bytes
-    t = 0.0
+    out = {}
     for k, d in eng.plan.degrees:
         kind = STRATEGIES[k].leave_comm(d)
         if kind is not None:
-            t += eng.collective(kind, k, latent)
-    return t
+            out[k] = eng.collective(kind, k, latent)
+    return out
 
 
 def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
@@ -134,14 +139,18 @@ def _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers
         one = dataclasses.replace(sc, steps=n)
         eng = Engine(model, one, cluster, profile, p, layout_for(p, order), solvers)
         parts.append((eng, denoise(eng, False)))
-    switch_s = sum(reshard_s(e) for e, _ in parts[:-1])
+    switches = [reshard_dims(e) for e, _ in parts[:-1]]
     base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order), solvers)
-    total = sum(d.total for _, d in parts) + switch_s
-    den = LoopTime(total=total, steady_step=total / sc.steps,
-                  compute=sum(d.compute for _, d in parts), comm=sum(d.comm for _, d in parts) + switch_s,
-                  other=sum(d.other for _, d in parts),
-                  comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
-                  notes=[f"steps {n}: {p}" for p, n in runs])
+    total = sum(d.total for _, d in parts) + sum(sum(s.values()) for s in switches)
+    comm: dict[str, float] = {}
+    for part in [d.comm_dims for _, d in parts] + switches:
+        for dim, secs in part.items():
+            comm[dim] = comm.get(dim, 0.0) + secs
+    den = LoopTime(total=total, steady_step=total / sc.steps, compute=sum(d.compute for _, d in parts),
+                   comm_dims=comm, host=sum(d.host for _, d in parts), warmup=sum(d.warmup for _, d in parts),
+                   bubble=sum(d.bubble for _, d in parts), fixed=sum(d.fixed for _, d in parts),
+                   comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
+                   notes=[f"steps {n}: {p}" for p, n in runs])
     text_s, vae_s = _stages(base_eng)
     mems = [memory(e, d.rank_blocks) for e, d in parts]
     mem = max(mems, key=lambda m: m.total())

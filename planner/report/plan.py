@@ -16,10 +16,11 @@ from .graph import cluster_figure
 from .html import Page, check_out_path, esc, fmt_s, kv_table, log_axis, num
 
 # Breakdown keys (planner/spec.py Breakdown) in stacking order, with their legend names.
-PARTS = (("compute", "compute"), ("comm", "exposed communication"), ("bubble", "bubbles and warm-up"),
-         ("text_encoders", "text encoders"), ("vae", "VAE decode"), ("other", "overheads"))
-PART_COLOURS = {"compute": LANE_COLOURS["compute"], "comm": LANE_COLOURS["comm"], "bubble": "#ffa15a",
-                "text_encoders": "#00cc96", "vae": "#ab63fa", "other": "#7f7f7f"}
+PARTS = (("compute", "compute"), ("comm", "exposed communication"), ("warmup", "warm-up steps"),
+         ("bubble", "pipeline bubbles"), ("text_encoders", "text encoders"), ("vae", "VAE decode"),
+         ("other", "overheads"))
+PART_COLOURS = {"compute": LANE_COLOURS["compute"], "comm": LANE_COLOURS["comm"], "warmup": "#fecb52",
+                "bubble": "#ffa15a", "text_encoders": "#00cc96", "vae": "#ab63fa", "other": "#7f7f7f"}
 # Fidelity classes of planner/textout.py: marker symbol and colour in the Pareto chart.
 FIDELITY = {"exact": ("circle", "#1f77b4"), "near": ("diamond", "#ff7f0e"),
             "approximate": ("triangle-up", "#9467bd")}

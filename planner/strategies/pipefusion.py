@@ -9,7 +9,7 @@ The first `warmup` steps (default 1, xDiT's default) run synchronously without s
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
 Timing comes from the pipeline simulated on the timeline (`loop`).
 """
-from ..timeline import COMM, COMPUTE, LoopTime, Timeline
+from ..timeline import COMM, HIDDEN, Timeline, run_pass, summarise
 from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
 from .checks import stale_steps
 
@@ -80,7 +80,6 @@ class PipeFusion(Strategy):
         wholes = [e.block_costs(shard=whole_shard) for e in engs]
         cuts = eng.stage_cuts([u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
         patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
-        warm_t = [wholes[s].pass_time(c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
         # point-to-point hops between neighbouring stages, all pipelines at once
         ranks = eng.layout.groups("pipefusion")
@@ -96,44 +95,52 @@ class PipeFusion(Strategy):
         hops = [hop(s, boundary(c, local.shard.seq)) for s, c in enumerate(cuts[:-1])]
         hops_whole = [hop(s, boundary(c, local.shard.seq // m)) for s, c in enumerate(cuts[:-1])]
         back = hop(d - 1, latent_patch) if d > 1 else 0.0
-        gather_s, gather_b = eng.after_step()
+        _, gather_b = eng.after_step()
         other = eng.step_overhead()
 
         labels = [f"stage {s} ({len(range(*c.indices(len(eng.model.blocks))))} blocks)" for s, c in enumerate(cuts)]
         tl = Timeline(d, labels)
+        gathers = eng.after_step_dims()
+
+        def stage_pass(s: int, costs, sync: bool, after: float, label: str, step: int) -> float:
+            """Stage s's blocks, with the exposed communication of the dimensions inside
+            the stage (Ulysses, Ring, TP)."""
+            return run_pass(tl, s, costs, cuts[s], eng.eta, label, step, sync=sync, after=after)
+
+        def gather(scale: float, after: float, step: int) -> float:
+            """The once-per-step collectives (CFG gather) on the last stage, `scale` of them."""
+            for dim, secs in gathers.items():
+                after = tl.add(d - 1, COMM, secs * scale, after=after, label="noise-prediction gather",
+                               step=step, dim=dim)
+            return after
+
+        units = []
         t = 0.0
-        for step in range(warm):   # synchronous: the whole image through the stages in turn
+        if warm:   # one synchronous step: the whole image through the stages in turn
             for s in range(d):
-                t = tl.add(s, COMPUTE, warm_t[s], after=t, label="warm-up", step=step)
+                t = stage_pass(s, wholes[s], True, t, "warm-up", 0)
                 if s < d - 1:
-                    t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=step)
-            t = tl.add(d - 1, COMM, gather_s, after=t, label="noise-prediction gather", step=step)
-            t = tl.add(0, COMPUTE, other, after=t, label="scheduler", step=step)
+                    t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=0, dim=self.key)
+            t = tl.host(0, other, after=gather(1.0, t, 0), step=0)
+            units.append((0, warm))
         ready = [t] * m           # when patch j of the next step may enter stage 0
         simulated = min(sc.steps - warm, 2)   # fill, then one steady step
         for k in range(simulated):
-            step = warm + k
+            step = 1 + k
             for j in range(m):
                 a = ready[j]
                 for s in range(d):
-                    end = tl.add(s, COMPUTE, patch_t[s], after=a, label=f"patch {j}", step=step)
+                    end = stage_pass(s, micros[s], False, a, f"patch {j}", step)
                     if s < d - 1:
-                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step)
+                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step, part=HIDDEN)
                 # the last stage finishes the patch: guidance gather, scheduler update of
                 # the patch (xDiT's patch-aware scheduler), latent patch back to stage 0
-                end = tl.add(d - 1, COMM, gather_s / m, after=end, label="noise-prediction gather", step=step)
-                end = tl.add(d - 1, COMPUTE, other / m, after=end, label="scheduler", step=step)
-                ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step)
-        ends = [tl.step_end(warm + k) for k in range(simulated)]
-        steady = ends[-1] - ends[-2] if simulated >= 2 else (ends[-1] - t if simulated else 0.0)
-        total = tl.makespan + (sc.steps - warm - simulated) * steady
+                end = tl.host(d - 1, other / m, after=gather(1.0 / m, end, step), step=step)
+                ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step, part=HIDDEN)
+            units.append((step, 1 if k + 1 < simulated else sc.steps - warm - k))
 
-        stage_compute = [float(micros[s].compute[c].sum()) for s, c in enumerate(cuts)]
         slowest = max(range(d), key=lambda s: patch_t[s])
-        compute_s = m * stage_compute[slowest] * sc.steps
-        comm_s = m * (patch_t[slowest] - stage_compute[slowest]) * sc.steps
         sent = m * max(hops and [boundary(c, local.shard.seq) for c in cuts[:-1]] or [0.0]) + gather_b
         notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
-        return LoopTime(total, steady, compute_s, comm_s, other * sc.steps, sent,
-                       tl if detail else None, rank_blocks=cuts, cuts=cuts, notes=notes)
-
+        return summarise(tl, units, critical=slowest, warmup={0}, comm_bytes_per_step=sent, rank_blocks=cuts,
+                         cuts=cuts, notes=notes)
