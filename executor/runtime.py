@@ -31,7 +31,7 @@ from . import legality, measure, strategies
 from .comm import Comm, Group, solo
 from .context import Ctx
 from .models import State, build_model, conditioning
-from .sampler import Schedule, denoise, guide, segments
+from .sampler import NoiseSchedule, denoise, guide, segments
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -201,7 +201,7 @@ class Runtime:
         self.video = p.arch == "video-dit"
         self.rows = job.height // 8 // p.patch          # grid rows after patchify
         self.units = job.frames if self.video else self.rows
-        self.sched = Schedule(job.steps, flow=p.arch == "mmdit")
+        self.sched = NoiseSchedule(job.steps, flow=p.arch == "mmdit")
         self.cond = conditioning(job.model, job.text_tokens, job.seed)
         world.make_groups(plan_groups(self.plan, job.order))
         self._setups: dict[str, Setup] = {}

@@ -1,6 +1,6 @@
 """The denoising loop: a real sampler with classifier-free guidance, run under a plan.
 
-    Schedule        DDIM (eta 0) for epsilon-prediction models, Euler for rectified-flow
+    NoiseSchedule   DDIM (eta 0) for epsilon-prediction models, Euler for rectified-flow
                     (flow-matching) models; `step` is elementwise, so it updates any slice
                     of the latent a rank holds.
     segments(plan)  the steps grouped by the plan that runs them: plan.plan_at(step) for
@@ -22,7 +22,7 @@ from planner.plan import Plan
 TRAIN_STEPS = 1000
 
 
-class Schedule:
+class NoiseSchedule:
     def __init__(self, steps: int, flow: bool, shift: float = 3.0):
         self.steps, self.flow = steps, flow
         if flow:
