@@ -88,6 +88,10 @@ class Cluster:
     inter: str                         # inter id ("none" for one node)
     node_intra: tuple[str, ...] = ()   # intra id of each node
     name: str = ""                     # cluster file it came from, if any
+    # every node is the same (GPUs, intra link, socket split) and holds consecutive ranks:
+    # swapping two nodes maps the graph onto itself, so routes from one node's ranks
+    # give every node's (route)
+    identical_nodes: bool = False
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -153,7 +157,10 @@ class Cluster:
 
     # ------------------------------------------------------------ routing
     def route(self, a: int, b: int) -> tuple[tuple[tuple[str, str], ...], float]:
-        """Directed edges from rank a to rank b and their summed latency (cached)."""
+        """Directed edges from rank a to rank b and their summed latency (cached). Shortest
+        paths by latency from each source rank; with identical nodes only the first node's
+        ranks are sources, and rank a's paths are those of its twin in node 0 with node 0
+        and a's node swapped (one Dijkstra per local GPU instead of one per rank)."""
         cache = self._cache.setdefault("routes", {})
         r = cache.get((a, b))
         if r is None:
@@ -161,13 +168,37 @@ class Cluster:
                 if isinstance(x, bool) or not isinstance(x, numbers.Integral) or not 0 <= x < self.n:
                     raise ValueError(f"rank {x!r} is not in this {self.n}-GPU cluster")
             a, b = int(a), int(b)
+            swap = self._node_swap(self.node_of[a]) if self.identical_nodes else None
             src = self._cache.setdefault("sssp", {})
-            if a not in src:
-                src[a] = nx.single_source_dijkstra_path(self.graph, f"gpu{a}", weight="latency")
-            verts = src[a][f"gpu{b}"]
+            start = swap(f"gpu{a}") if swap else f"gpu{a}"
+            if start not in src:
+                src[start] = nx.single_source_dijkstra_path(self.graph, start, weight="latency")
+            verts = src[start][swap(f"gpu{b}") if swap else f"gpu{b}"]
+            if swap:
+                verts = [swap(v) for v in verts]
             edges = tuple(zip(verts, verts[1:]))
             r = cache[(a, b)] = (edges, sum(self.graph.edges[e]["latency"] for e in edges))
         return r
+
+    def _node_swap(self, k: int):
+        """The vertex map that swaps node 0 and node k (identical nodes, consecutive ranks)."""
+        if k == 0:
+            return None
+        per = self.n // self.nodes
+
+        def swap(v: str) -> str:
+            if v.startswith("gpu"):
+                r = int(v[3:])
+                node = r // per
+                return f"gpu{r + (k - node) * per if node == 0 else r - k * per if node == k else r}"
+            for prefix in ("host", "nvswitch", "nic"):
+                if v.startswith(prefix):
+                    rest = v[len(prefix):]
+                    num, dot, tail = rest.partition(".")
+                    i = int(num)
+                    return f"{prefix}{k if i == 0 else 0 if i == k else i}{dot}{tail}"
+            return v        # the fabric
+        return swap
 
     def path(self, a: int, b: int) -> list[tuple[str, str]]:
         """The route between ranks a and b as a list of directed edges (u, v); look the
@@ -267,10 +298,12 @@ def _build(nodes: list[tuple[tuple[GpuSpec, ...], str, tuple[int, ...] | None]],
             g.add_edge(f"host{ni}.s0", f"nic{ni}", link=inter, bw=bw, latency=0.0)
             g.add_edge(f"nic{ni}", "fabric", link=inter, bw=bw, latency=lat / 2)
     intras = [n[1] for n in nodes]
+    shapes = {(tuple(x.id for x in specs), intra, tuple(sockets or _default_sockets(intra, len(specs))))
+              for specs, intra, sockets in nodes}
     return Cluster(graph=g, gpus=tuple(gpus), node_of=tuple(node_of),
                    intra=intras[0] if len(set(intras)) == 1 else "mixed",
                    inter=inter if len(nodes) > 1 else "none",
-                   node_intra=tuple(intras), name=name)
+                   node_intra=tuple(intras), name=name, identical_nodes=len(nodes) > 1 and len(shapes) == 1)
 
 
 def _check_id(kind: str, value: Any, known: tuple[str, ...]) -> str:

@@ -8,6 +8,7 @@ placement search (planner/ilp/placement.py) may choose another order.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -51,6 +52,21 @@ class Layout:
         self._groups[dim] = g
         return g
 
+    def neighbours(self, dim: str, position: int) -> tuple[tuple[int, int], ...]:
+        """(rank at `position`, rank at the next position) of every group of `dim`: the
+        point-to-point hops from one pipeline stage to the next, all pipelines at once."""
+        key = ("neighbours", dim, position)
+        if key not in self._groups:
+            self._groups[key] = tuple((g[position], g[(position + 1) % len(g)]) for g in self.groups(dim))
+        return self._groups[key]
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def of(sizes: tuple[tuple[str, int], ...]) -> "Layout":
+        """The Layout of these sizes, one object per sizes: its rank groups are built once
+        and keep their identity, which the communication model's caches key on."""
+        return Layout(sizes)
+
     def coords(self, rank: int) -> dict[str, int]:
         out, rest = {}, rank
         for k, s in self.sizes:
@@ -80,7 +96,7 @@ def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
     for i, k in enumerate(tuple(order) + XDIT_ORDER):
         rank.setdefault(k, i)
     dims = sorted(sizes, key=lambda k: rank.get(k, len(order)))
-    return Layout(tuple((k, sizes[k]) for k in dims))
+    return Layout.of(tuple((k, sizes[k]) for k in dims))
 
 
 def dimension_names(plans) -> tuple[str, ...]:
@@ -94,7 +110,7 @@ def ordered_layout(plan: Plan, order: tuple[str, ...]) -> Layout:
     for a switching schedule, a layout that carries only the order (size-1 dimensions),
     in which each run lays out the dimensions it has (planner/cost/predict.py)."""
     if plan.segments:
-        return Layout(tuple((k, 1) for k in order))
+        return Layout.of(tuple((k, 1) for k in order))
     return layout_for(plan, order)
 
 
@@ -102,4 +118,4 @@ def all_orders(plan: Plan):
     """Every order of the plan's dimensions (for the placement search)."""
     sizes = dimension_sizes(plan)
     for perm in itertools.permutations(sizes):
-        yield Layout(tuple((k, sizes[k]) for k in perm))
+        yield Layout.of(tuple((k, sizes[k]) for k in perm))

@@ -45,12 +45,17 @@ class Task:
 
 @dataclass
 class Timeline:
-    """`ranks` rows; a row may stand for several ranks that do the same work (`labels`)."""
+    """`ranks` rows; a row may stand for several ranks that do the same work (`labels`).
+    record=False keeps only what summarise reads (each step's end, the counted parts per
+    step and row), not the tasks: the search simulates thousands of loops, the reports one."""
 
     ranks: int
     labels: list[str] = field(default_factory=list)
+    record: bool = True
     tasks: list[Task] = field(default_factory=list)
     _free: dict = field(default_factory=dict)
+    _ends: dict = field(default_factory=dict)      # step -> when its last task ends
+    _sums: dict = field(default_factory=dict)      # (step, row) -> {part or (COMM, dim): seconds}
 
     def label(self, row: int) -> str:
         return self.labels[row] if row < len(self.labels) else f"rank {row}"
@@ -64,8 +69,52 @@ class Timeline:
         if occupy:
             self._free[(rank, lane)] = end
         if dur > 0:
-            self.tasks.append(Task(rank, lane, start, end, label, step, part or lane, dim))
+            part = part or lane
+            if end > self._ends.get(step, 0.0):
+                self._ends[step] = end
+            if part in COUNTED:
+                key = (COMM, dim) if part == COMM else part
+                sums = self._sums.setdefault((step, rank), {})
+                sums[key] = sums.get(key, 0.0) + (end - start)
+            if self.record:
+                self.tasks.append(Task(rank, lane, start, end, label, step, part, dim))
         return end
+
+    def stream(self, rank: int, lane: str, pieces, arrivals: list[float], label: str, step: int,
+               part: str | None = None) -> list[float]:
+        """Jobs that each run `pieces` ((dimension or None, seconds), back to back) through
+        one lane in order, job i no earlier than arrivals[i]: what add() would do for each
+        piece of each job in turn, in one pass (a pipeline stage's patches). part: of every
+        piece (default: compute for dimension None, comm otherwise). Returns each job's end."""
+        free = self._free.get((rank, lane), 0.0)
+        ends = []
+        for a in arrivals:
+            t = a if a > free else free
+            for _, secs in pieces:
+                t += secs if secs > 0 else 0.0
+            free = t
+            ends.append(t)
+        if not arrivals:
+            return ends
+        self._free[(rank, lane)] = free
+        live = [(dim, secs) for dim, secs in pieces if secs > 0]
+        if live and free > self._ends.get(step, 0.0):
+            self._ends[step] = free
+        sums = self._sums.setdefault((step, rank), {})
+        for dim, secs in live:
+            kind = part or (COMPUTE if dim is None else COMM)
+            if kind in COUNTED:
+                key = (COMM, dim) if kind == COMM else kind
+                sums[key] = sums.get(key, 0.0) + secs * len(arrivals)
+        if self.record:
+            for j, (a, end) in enumerate(zip(arrivals, ends)):
+                t = end - sum(secs for _, secs in live)
+                for dim, secs in live:
+                    kind = part or (COMPUTE if dim is None else COMM)
+                    name = f"{label} {j}" + ("" if dim is None else f": {dim}")
+                    self.tasks.append(Task(rank, lane, t, t + secs, name, step, kind, dim))
+                    t += secs
+        return ends
 
     def block(self, rank: int, dur: float, after: float = 0.0, label: str = "", step: int = 0,
               dim: str | None = None) -> float:
@@ -80,14 +129,14 @@ class Timeline:
 
     @property
     def makespan(self) -> float:
-        return max((t.end for t in self.tasks), default=0.0)
+        return max(self._ends.values(), default=0.0)
 
     def busy(self, rank: int, lane: str = COMPUTE) -> float:
         return sum(t.end - t.start for t in self.tasks if t.rank == rank and t.lane == lane)
 
     def step_end(self, step: int) -> float:
         """When the last task of denoising step `step` ends (0-based)."""
-        return max((t.end for t in self.tasks if t.step == step), default=0.0)
+        return self._ends.get(step, 0.0)
 
     def wait(self, rank: int, until: float, lane: str = COMPUTE) -> None:
         """Hold a lane idle until `until` (a synchronisation point)."""
@@ -118,14 +167,27 @@ class Timeline:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
+def pass_pieces(costs, sel, eta: float, sync: bool = False) -> tuple[tuple[str | None, float], ...]:
+    """One pass of a loop's blocks `sel` (cost.engine.BlockCosts) as pieces of its
+    compute stream: (None, compute seconds), then (dimension, exposed seconds) of each
+    dimension's communication. Loops compute these once and run them many times."""
+    return ((None, float(costs.compute[sel].sum())),) + tuple(costs.exposed_dims(sel, eta, sync).items())
+
+
+def run_pieces(tl: Timeline, row: int, pieces, after: float, label: str, step: int) -> float:
+    """pass_pieces on `row`'s compute stream, starting no earlier than `after`; its end."""
+    end = after
+    for dim, secs in pieces:
+        end = tl.add(row, COMPUTE, secs, after=end, label=label if dim is None else f"{label}: {dim}", step=step,
+                     part=COMPUTE if dim is None else COMM, dim=dim)
+    return end
+
+
 def run_pass(tl: Timeline, row: int, costs, sel, eta: float, label: str, step: int, sync: bool = False,
              after: float = 0.0) -> float:
-    """One pass of a loop's blocks `sel` on `row` (cost.engine.BlockCosts): the compute,
-    then each dimension's exposed communication, on the row's compute stream; its end."""
-    end = tl.add(row, COMPUTE, float(costs.compute[sel].sum()), after=after, label=label, step=step)
-    for dim, secs in costs.exposed_dims(sel, eta, sync).items():
-        end = tl.block(row, secs, label=f"{label}: {dim}", step=step, dim=dim)
-    return end
+    """One pass of a loop's blocks `sel` on `row`: its compute, then each dimension's
+    exposed communication, on the row's compute stream; its end."""
+    return run_pieces(tl, row, pass_pieces(costs, sel, eta, sync), after, label, step)
 
 
 @dataclass
@@ -158,24 +220,15 @@ def summarise(tl: Timeline, units: list[tuple[int, int]], critical: int = 0, war
     doc). units: (step index on the timeline, repeats), in order; critical: the row whose
     parts are counted; warmup: the step indices of warm-up units. extra: LoopTime fields
     (comm_bytes_per_step, rank_blocks, cuts, notes)."""
-    ends = {}
-    for t in tl.tasks:
-        ends[t.step] = max(ends.get(t.step, 0.0), t.end)
-    parts: dict[int, dict] = {}
-    for t in tl.tasks:
-        if t.rank == critical and t.part in COUNTED:
-            key = (t.part, t.dim) if t.part == COMM else t.part
-            d = parts.setdefault(t.step, {})
-            d[key] = d.get(key, 0.0) + (t.end - t.start)
     out = LoopTime(total=0.0, steady_step=0.0, **extra)
     prev = 0.0
     for step, count in units:
-        end = ends.get(step, prev)
+        end = tl._ends.get(step, prev)
         dur = end - prev
         prev = end
         out.total += count * dur
         out.steady_step = dur
-        mine = parts.get(step, {})
+        mine = tl._sums.get((step, critical), {})
         out.fixed += count * (mine.get(COMPUTE, 0.0) + mine.get(HOST, 0.0))
         if step in warmup:
             out.warmup += count * dur

@@ -198,3 +198,25 @@ def test_malformed_files(tmp_path, text, bad):
 def test_missing_file(tmp_path):
     with pytest.raises(HardwareError, match="not found"):
         load_cluster_file(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("gpu,intra,inter", [("l40", "pcie4-2socket", "ethernet"),
+                                             ("h100-sxm5-80gb", "nvswitch", "ib-ndr"),
+                                             ("rtx3090", "nvlink-bridge", "roce")])
+def test_routes_of_identical_nodes_equal_dijkstra_on_the_whole_graph(gpu, intra, inter):
+    """Cluster.route maps node 0's shortest paths onto the other nodes; they are the
+    shortest paths of the whole graph (same latency, same links in order)."""
+    import networkx as nx
+    c = build_cluster(gpu, 24, 3, intra, inter)
+    assert c.identical_nodes
+    for a in range(c.n):
+        for b in range(0, c.n, 5):
+            if a == b:
+                continue
+            edges, lat = c.route(a, b)
+            verts = nx.dijkstra_path(c.graph, f"gpu{a}", f"gpu{b}", weight="latency")
+            want = sum(c.graph.edges[e]["latency"] for e in zip(verts, verts[1:]))
+            assert lat == pytest.approx(want, rel=1e-12, abs=1e-15)
+            assert [c.graph.edges[e]["link"] for e in edges] == [c.graph.edges[e]["link"]
+                                                                 for e in zip(verts, verts[1:])]
+            assert edges[0][0] == f"gpu{a}" and edges[-1][1] == f"gpu{b}"

@@ -88,15 +88,22 @@ def _pattern(cluster: Cluster, kind: str, groups: tuple[tuple[int, ...], ...]) -
 
 
 def _get_pattern(cluster: Cluster, kind: str, groups: Sequence[Sequence[int]]) -> _Pattern:
+    # first by the groups object's identity (a Layout's groups keep theirs: hashing
+    # a thousand ranks' groups on every call cost more than the rest of a prediction),
+    # then by value
+    seen = cluster._cache.setdefault("comm_by_id", {})
+    hit = seen.get((kind, id(groups)))
+    if hit is not None and hit[0] is groups:
+        return hit[1]
     key = (kind, tuple(map(tuple, groups)))
-    cache = cluster._cache.get("comm")
-    if cache is None:
-        cache = cluster._cache["comm"] = {}
+    cache = cluster._cache.setdefault("comm", {})
     pat = cache.get(key)
     if pat is None:
         if kind not in KINDS:
             raise ValueError(f"unknown collective kind {kind!r}; known: {', '.join(KINDS)}")
         pat = cache[key] = _pattern(cluster, kind, key[1])
+    if isinstance(groups, tuple):
+        seen[(kind, id(groups))] = (groups, pat)
     return pat
 
 

@@ -84,6 +84,17 @@ def op_table(model: ModelSpec) -> OpTable:
     return _cached(model, lambda: _table([b.ops for b in model.blocks]))
 
 
+def block_classes(model: ModelSpec) -> tuple[int, ...]:
+    """For each block, the index of the first block equal to it but for its name (the same
+    layer: same ops, sizes and skips), so that per-layer work is done once per class."""
+    cache = per_object(model)
+    if "block_classes" not in cache:
+        first: dict = {}
+        cache["block_classes"] = tuple(first.setdefault((b.kind, b.ops, b.tokens, b.hidden, b.skip_elems), i)
+                                       for i, b in enumerate(model.blocks))
+    return cache["block_classes"]
+
+
 def component_table(stage: Component) -> OpTable:
     return _cached(stage, lambda: _table([stage.ops]))
 

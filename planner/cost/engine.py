@@ -182,9 +182,16 @@ class Engine:
         return t
 
     def p2p_time(self, pairs, nbytes: float) -> float:
-        """Point-to-point sends over explicit (src, dst) pairs, all at once."""
-        pairs = tuple((a, b) for a, b in pairs if a != b)
-        return collective_time(self.cluster, "p2p", pairs, nbytes, self.profile) if pairs else 0.0
+        """Point-to-point sends over explicit (src, dst) pairs, all at once (memoised like
+        comm_time, by the pairs' identity: callers build each set of pairs once)."""
+        key = ("p2p", id(pairs), nbytes)
+        hit = self._comm.get(key)
+        if hit is None or hit[0] is not pairs:
+            live = pairs if isinstance(pairs, tuple) and all(a != b for a, b in pairs) else \
+                tuple((a, b) for a, b in pairs if a != b)
+            t = collective_time(self.cluster, "p2p", live, nbytes, self.profile) if live else 0.0
+            hit = self._comm[key] = (pairs, t)
+        return hit[1]
 
     def step_comms(self, local: Local | None = None) -> list[Comm]:
         local = local or self.local
@@ -236,24 +243,33 @@ class Engine:
         exposed: dict[str, np.ndarray] = {}
         asynchronous: dict[str, np.ndarray] = {}
         strategies = [(k, d) for k, d in self.plan.degrees if keys is None or k in keys]
+        # blocks that are the same layer (compute.block_classes) issue the same collectives
+        # at the same cost: each class's is worked out once, then added to its blocks
+        classes = compute.block_classes(self.model)
+        per_class: dict[int, list] = {}
         for i, block in enumerate(self.model.blocks):
-            for k, d in strategies:
-                for c in STRATEGIES[k].layer_comm(d, self.plan, block, local):
-                    secs = self.comm_time(c)
-                    sent[i] += c.nbytes * c.count
-                    if c.overlap == BLOCKING:
-                        blocking[i] += secs
-                        exposed.setdefault(c.dim, np.zeros(n))[i] += secs
-                    elif c.overlap == IN_ATTENTION:
-                        # c.count passes, each hiding under one of (count+1) attention chunks
-                        chunk = attn[i] / (c.count + 1)
-                        per = secs / c.count
-                        extra = c.count * (overlapped(chunk, per, self.eta) - chunk)
-                        ring[i] += extra
-                        exposed.setdefault(c.dim, np.zeros(n))[i] += extra
-                    elif c.overlap == IN_STEP:
-                        async_c[i] += secs
-                        asynchronous.setdefault(c.dim, np.zeros(n))[i] += secs
+            adds = per_class.get(classes[i])
+            if adds is None:
+                adds = per_class[classes[i]] = []
+                for k, d in strategies:
+                    for c in STRATEGIES[k].layer_comm(d, self.plan, block, local):
+                        secs = self.comm_time(c)
+                        if c.overlap == IN_ATTENTION:
+                            # c.count passes, each hiding under one of (count+1) attention chunks
+                            chunk = attn[i] / (c.count + 1)
+                            secs = c.count * (overlapped(chunk, secs / c.count, self.eta) - chunk)
+                        adds.append((c.overlap, c.dim, secs, c.nbytes * c.count))
+            for overlap, dim, secs, nbytes in adds:
+                sent[i] += nbytes
+                if overlap == BLOCKING:
+                    blocking[i] += secs
+                    exposed.setdefault(dim, np.zeros(n))[i] += secs
+                elif overlap == IN_ATTENTION:
+                    ring[i] += secs
+                    exposed.setdefault(dim, np.zeros(n))[i] += secs
+                elif overlap == IN_STEP:
+                    async_c[i] += secs
+                    asynchronous.setdefault(dim, np.zeros(n))[i] += secs
         costs = BlockCosts(comp, blocking, ring, async_c, sent, exposed, asynchronous)
         self._costs[key] = costs
         return costs
@@ -270,7 +286,7 @@ class Engine:
         sc, costs = self.sc, self.block_costs()
         warm = self.warmup_steps()
         n = self.plan.gpus
-        tl = Timeline(1, [f"each of {n} ranks" if n > 1 else "rank 0"])
+        tl = Timeline(1, [f"each of {n} ranks" if n > 1 else "rank 0"], record=detail)
         units = []
         for step, count, sync in ((0, warm, True), (1, sc.steps - warm, False)):
             if count > 0:

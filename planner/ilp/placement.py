@@ -116,7 +116,7 @@ def stride_options(sizes: dict[str, int]) -> dict[str, list[int]]:
 
 def _probe(plan: Plan, dim: str, size: int, stride: int, n: int) -> Layout:
     """A layout where only `dim` has real groups, at `stride` (others are one rank)."""
-    return Layout((("_inner", stride), (dim, size), ("_outer", n // (stride * size))))
+    return Layout.of((("_inner", stride), (dim, size), ("_outer", n // (stride * size))))
 
 
 def stride_costs(plan: Plan, model, sc, cluster, profile) -> dict[str, dict[int, float]]:

@@ -76,7 +76,8 @@ class AsyncDiff(Strategy):
         rounds = math.ceil((sc.steps - warm) / stride)
 
         n = d + stride - 1
-        tl = Timeline(n, [f"component {min(r, d - 1)}" + (" (stride)" if r >= d else "") for r in range(n)])
+        tl = Timeline(n, [f"component {min(r, d - 1)}" + (" (stride)" if r >= d else "") for r in range(n)],
+                      record=detail)
         gathers = eng.after_step_dims()
 
         def everyone(t: float, secs: float, label: str, step: int, dim: str | None = None) -> float:

@@ -80,7 +80,7 @@ class Hybridiff(Strategy):
         b = eng.model.blocks[cuts[0].stop - 1]
         act = (b.tokens * b.hidden + b.skip_elems) * local.batch / d * local.elem
         gather = eng.collective("all_gather", self.key, noise)
-        tl = Timeline(d, ["rank 0 (cond. / stage 0)", "rank 1 (uncond. / stage 1)"])
+        tl = Timeline(d, ["rank 0 (cond. / stage 0)", "rank 1 (uncond. / stage 1)"], record=detail)
         # the window's steps, the two re-shards around it, then the CFG steps (the steady unit)
         t = max(run_pass(tl, r, both, cuts[r], eng.eta, "pipeline half", 0) for r in range(d))
         for nbytes, what in ((act, "stage boundary"), (noise / d, "noise prediction")):

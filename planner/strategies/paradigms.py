@@ -57,7 +57,7 @@ class ParaDiGMS(Strategy):
         # the sequential-equivalent iterations advance the trajectory; the extra Picard
         # iterations are redundant work (bubble: wasted evaluations)
         seq_equiv = math.ceil(sc.steps / d)
-        tl = Timeline(1, [f"each of {d} window ranks"])
+        tl = Timeline(1, [f"each of {d} window ranks"], record=detail)
         units = []
         for step, count, part in ((0, seq_equiv, None), (1, iters - seq_equiv, REDUNDANT)):
             if count > 0:

@@ -48,7 +48,7 @@ class ParaStep(Strategy):
         gather = eng.collective("all_gather", self.key, noise)
         _, cfg_b = eng.after_step()
         rounds = math.ceil((sc.steps - warm) / d)
-        tl = Timeline(1, [f"each of {d} ranks"])
+        tl = Timeline(1, [f"each of {d} ranks"], record=detail)
         units = []
         for step, count, label in ((0, warm, "warm-up step"), (1, rounds, "round")):
             if count:

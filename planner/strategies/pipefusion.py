@@ -9,7 +9,7 @@ The first `warmup` steps (default 1, xDiT's default) run synchronously without s
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
 Timing comes from the pipeline simulated on the timeline (`loop`).
 """
-from ..timeline import COMM, HIDDEN, Timeline, run_pass, summarise
+from ..timeline import COMM, COMPUTE, HIDDEN, Timeline, pass_pieces, run_pieces, summarise
 from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
 from .checks import stale_steps
 
@@ -84,10 +84,8 @@ class PipeFusion(Strategy):
         patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
 
         # point-to-point hops between neighbouring stages, all pipelines at once
-        ranks = eng.layout.groups("pipefusion")
-
         def hop(s: int, nbytes: float) -> float:
-            return eng.p2p_time([(g[s], g[(s + 1) % d]) for g in ranks], nbytes)
+            return eng.p2p_time(eng.layout.neighbours(self.key, s), nbytes)
 
         def boundary(c: slice, seq: int) -> float:
             b = eng.model.blocks[c.stop - 1]
@@ -101,13 +99,13 @@ class PipeFusion(Strategy):
         other = eng.step_overhead()
 
         labels = [f"stage {s} ({len(range(*c.indices(len(eng.model.blocks))))} blocks)" for s, c in enumerate(cuts)]
-        tl = Timeline(d, labels)
+        tl = Timeline(d, labels, record=detail)
         gathers = eng.after_step_dims()
 
-        def stage_pass(s: int, costs, sync: bool, after: float, label: str, step: int) -> float:
-            """Stage s's blocks, with the exposed communication of the dimensions inside
-            the stage (Ulysses, Ring, TP)."""
-            return run_pass(tl, s, costs, cuts[s], eng.eta, label, step, sync=sync, after=after)
+        # each stage's pass: compute, then the exposed communication of the dimensions
+        # inside the stage (Ulysses, Ring, TP); a patch and (warm-up) the whole image
+        patch_pass = [pass_pieces(micros[s], c, eng.eta) for s, c in enumerate(cuts)]
+        whole_pass = [pass_pieces(wholes[s], c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
         def gather(scale: float, after: float, step: int) -> float:
             """The once-per-step collectives (CFG gather) on the last stage, `scale` of them."""
@@ -120,7 +118,7 @@ class PipeFusion(Strategy):
         t = 0.0
         if warm:   # one synchronous step: the whole image through the stages in turn
             for s in range(d):
-                t = stage_pass(s, wholes[s], True, t, "warm-up", 0)
+                t = run_pieces(tl, s, whole_pass[s], t, "warm-up", 0)
                 if s < d - 1:
                     t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=0, dim=self.key)
             t = tl.host(0, other, after=gather(1.0, t, 0), step=0)
@@ -129,14 +127,17 @@ class PipeFusion(Strategy):
         simulated = min(sc.steps - warm, 2)   # fill, then one steady step
         for k in range(simulated):
             step = 1 + k
+            # stage by stage, all patches at once (each lane runs its patches in order, so
+            # this is the patch-by-patch simulation): stage s's patches arrive with the
+            # activations from stage s - 1, and send theirs on over point-to-point
+            arrive = ready
+            for s in range(d - 1):
+                done = tl.stream(s, COMPUTE, patch_pass[s], arrive, "patch", step)
+                arrive = tl.stream(s, COMM, ((self.key, hops[s]),), done, "activation", step, part=HIDDEN)
+            # the last stage finishes each patch: guidance gather, scheduler update of the
+            # patch (xDiT's patch-aware scheduler), latent patch back to stage 0
             for j in range(m):
-                a = ready[j]
-                for s in range(d):
-                    end = stage_pass(s, micros[s], False, a, f"patch {j}", step)
-                    if s < d - 1:
-                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step, part=HIDDEN)
-                # the last stage finishes the patch: guidance gather, scheduler update of
-                # the patch (xDiT's patch-aware scheduler), latent patch back to stage 0
+                end = tl.stream(d - 1, COMPUTE, patch_pass[d - 1], [arrive[j]], f"patch {j}", step)[0]
                 end = tl.host(d - 1, other / m, after=gather(1.0 / m, end, step), step=step)
                 ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step, part=HIDDEN)
             units.append((step, 1 if k + 1 < simulated else sc.steps - warm - k))
