@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .configs import PipelineConfigs
+
 SCALES = ("tiny", "small", "full")
 
 
@@ -37,7 +39,7 @@ class Size:
     vae: int             # VAE base channels
 
 
-SIZES = {"tiny": Size(head_dim=16, heads=4, layers=2, unet_c0=32, unet_cap=2, clip=32, t5=64, vae=16),
+SIZES = {"tiny": Size(head_dim=16, heads=4, layers=2, unet_c0=32, unet_cap=2, clip=32, t5=64, vae=8),
          "small": Size(head_dim=32, heads=6, layers=4, unet_c0=64, unet_cap=4, clip=64, t5=128, vae=32)}
 
 
@@ -65,10 +67,11 @@ def scenario_defaults(facts, scale: str) -> Defaults | None:
 # ---------------------------------------------------------------- text encoders
 def shrink_clip(cfg: dict, s: Size) -> dict:
     """CLIPTextModel[WithProjection]: 2 layers, width s.clip, a 512-token vocabulary
-    (the in-memory tokenizer's), 77 positions."""
+    (the in-memory tokenizer's: start, pad and end of text are its last three ids), 77
+    positions."""
     return cfg | {"hidden_size": s.clip, "intermediate_size": 4 * s.clip, "num_hidden_layers": 2,
                   "num_attention_heads": 2, "projection_dim": s.clip, "vocab_size": 512,
-                  "bos_token_id": 509, "eos_token_id": 510, "pad_token_id": 511}
+                  "bos_token_id": 509, "pad_token_id": 510, "eos_token_id": 511}
 
 
 def shrink_t5(cfg: dict, s: Size) -> dict:
@@ -82,7 +85,7 @@ def shrink_t5(cfg: dict, s: Size) -> dict:
 def shrink_vae_kl(cfg: dict, s: Size) -> dict:
     """AutoencoderKL: the same 4 levels (8x), s.vae channels, one ResNet per level."""
     levels = len(cfg.get("block_out_channels", [128, 256, 512, 512]))
-    return cfg | {"block_out_channels": [s.vae] * levels, "layers_per_block": 1, "norm_num_groups": 8}
+    return cfg | {"block_out_channels": [s.vae] * levels, "layers_per_block": 1, "norm_num_groups": 4}
 
 
 def shrink_vae_wan(cfg: dict, s: Size) -> dict:
@@ -92,7 +95,7 @@ def shrink_vae_wan(cfg: dict, s: Size) -> dict:
 
 def shrink_vae_cog(cfg: dict, s: Size) -> dict:
     """AutoencoderKLCogVideoX: s.vae channels on the same 4 levels, one ResNet per level."""
-    return cfg | {"block_out_channels": [s.vae] * 4, "layers_per_block": 1, "norm_num_groups": 8}
+    return cfg | {"block_out_channels": [s.vae] * 4, "layers_per_block": 1, "norm_num_groups": 4}
 
 
 # ---------------------------------------------------------------- denoisers
@@ -196,3 +199,59 @@ VAES = {"AutoencoderKL": shrink_vae_kl, "AutoencoderKLWan": shrink_vae_wan,
         "AutoencoderKLCogVideoX": shrink_vae_cog}
 TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip,
         "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5}
+
+FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
+          "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
+          "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte"}
+
+
+def family_of(pc: PipelineConfigs) -> str:
+    return FAMILY[pc.cls(pc.denoiser)]
+
+
+# ---------------------------------------------------------------- a whole pipeline
+def scaled_configs(pc: PipelineConfigs, scale: str, text_tokens: int, frames: int) -> PipelineConfigs:
+    """The pipeline's configs at `scale` (full: as given)."""
+    if scale == "full":
+        return pc
+    size = SIZES[scale]
+    comps = dict(pc.components)
+    widths = {}
+    for name in pc.text_encoders():
+        lib, cls, cfg = comps[name]
+        comps[name] = (lib, cls, TEXT[cls](cfg, size))
+        widths[name] = comps[name][2]
+    fam = family_of(pc)
+    lib, cls, cfg = comps["vae"]
+    comps["vae"] = (lib, cls, VAES[cls](cfg, size))
+    inputs = Inputs(text_width=_text_width(fam, widths), pooled=_pooled(fam, widths),
+                    text_tokens=text_tokens, frames=frames)
+    lib, cls, cfg = comps[pc.denoiser]
+    comps[pc.denoiser] = (lib, cls, DENOISERS[cls](cfg, size, inputs))
+    return PipelineConfigs(pc.model_id, pc.pipeline, comps, pc.source + f", shrunk to --scale {scale}")
+
+
+def _enc_width(cfg: dict) -> int:
+    return cfg.get("hidden_size") or cfg.get("d_model")
+
+
+def _text_width(fam: str, enc: dict) -> int:
+    if fam == "unet":      # SDXL concatenates both CLIP towers' hidden states
+        return sum(_enc_width(c) for c in enc.values())
+    if fam == "sd3":
+        return _enc_width(enc["text_encoder_3"])
+    if fam == "flux":
+        return _enc_width(enc["text_encoder_2"])
+    return _enc_width(enc["text_encoder"])
+
+
+def _pooled(fam: str, enc: dict) -> int:
+    if fam == "sd3":
+        return enc["text_encoder"]["projection_dim"] + enc["text_encoder_2"]["projection_dim"]
+    if fam == "flux":
+        return enc["text_encoder"]["hidden_size"]
+    if fam == "unet" and "text_encoder_2" in enc:
+        return enc["text_encoder_2"]["projection_dim"]
+    return 0
+
+
