@@ -169,14 +169,18 @@ def cmd_run(args, common) -> int:
 
     from .experiment import hw_profile
     from .legality import job_errors as _job_errors
-    diffusers, note = None, ""
-    if args.scale:      # a diffusers model: the ModelSpec of what runs at this scale
-        from .diffusers.options import model_spec
-        model, note, diffusers = model_spec(args, model)
 
     def job_errors(plan):
         return _job_errors(model.id, sc.height, sc.frames, plan, scale=args.scale or "", width=sc.width,
                            text_tokens=sc.text_tokens or model.facts.text_tokens, weights=args.weights or "")
+    diffusers, note = None, ""
+    if args.scale:      # a diffusers model: the ModelSpec of what runs at this scale
+        if args.plan:   # what the architecture cannot run is refused before torch is imported
+            errs = plan_errors(parse_plan(args.plan), model, sc, nproc) + job_errors(parse_plan(args.plan))
+            if errs:
+                raise _usage(f"plan '{args.plan}': {errs[0]}")
+        from .diffusers.options import model_spec
+        model, note, diffusers = model_spec(args, model)
     profile = hw_profile(args.hw_profile)
     plan_text, order = (args.plan, ()) if args.plan else _recommended(model, sc, cluster, profile, job_errors)
     plan = parse_plan(plan_text)

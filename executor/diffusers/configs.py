@@ -129,11 +129,15 @@ _TABLE = {
     "sd1.5": ("StableDiffusionPipeline", {
         "unet": (D, "UNet2DConditionModel", SD15_UNET), "vae": (D, "AutoencoderKL", SD_VAE),
         "text_encoder": _clip(CLIP_L), "tokenizer": _tok("CLIPTokenizer"),
-        "scheduler": (D, "PNDMScheduler", {})}, "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+        "scheduler": (D, "PNDMScheduler", {"steps_offset": 1, "skip_prk_steps": True, "beta_schedule": "scaled_linear",
+                                           "beta_start": 0.00085, "beta_end": 0.012})},
+        "stable-diffusion-v1-5/stable-diffusion-v1-5"),
     "sd2.1": ("StableDiffusionPipeline", {
         "unet": (D, "UNet2DConditionModel", SD21_UNET), "vae": (D, "AutoencoderKL", SD_VAE | {"sample_size": 768}),
         "text_encoder": _clip(OPENCLIP_H), "tokenizer": _tok("CLIPTokenizer"),
-        "scheduler": (D, "DDIMScheduler", {"prediction_type": "v_prediction"})}, "stabilityai/stable-diffusion-2-1"),
+        "scheduler": (D, "DDIMScheduler", {"prediction_type": "v_prediction", "clip_sample": False,
+                                           "set_alpha_to_one": False, "steps_offset": 1})},
+        "stabilityai/stable-diffusion-2-1"),
     "sdxl": ("StableDiffusionXLPipeline", {
         "unet": (D, "UNet2DConditionModel", SDXL_UNET), "vae": (D, "AutoencoderKL", SDXL_VAE),
         "text_encoder": _clip(CLIP_L), "tokenizer": _tok("CLIPTokenizer"),

@@ -224,5 +224,5 @@ def _quiet() -> None:
 
 def _uint8(x: torch.Tensor, video: bool):
     """[B, (F,) C, H, W] in [0, 1] -> uint8 [B, (F,) H, W, C]."""
-    x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return x.permute(0, 1, 3, 4, 2).numpy() if video else x.permute(0, 2, 3, 1).numpy()

@@ -40,7 +40,7 @@ class Size:
 
 
 SIZES = {"tiny": Size(head_dim=16, heads=4, layers=2, unet_c0=32, unet_cap=2, clip=32, t5=64, vae=8),
-         "small": Size(head_dim=32, heads=6, layers=4, unet_c0=64, unet_cap=4, clip=64, t5=128, vae=32)}
+         "small": Size(head_dim=32, heads=6, layers=4, unet_c0=64, unet_cap=2, clip=64, t5=128, vae=32)}
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ def scenario_defaults(facts, scale: str) -> Defaults | None:
         return None
     video = facts.arch.startswith("video")
     side = {"tiny": 128, "small": 256}[scale] // (2 if video else 1)
-    # causal 3D VAEs: 1 + 4k frames (4 latent frames); per-frame VAEs (Latte): 8 frames
-    frames = (13 if facts.vae_temporal == 4 else 8) if video else 1
+    # causal 3D VAEs: 1 + 4k frames (4 latent frames); per-frame VAEs (Latte): 8 frames at
+    # tiny, 4 at small (about the tokens of the other models' 4 latent frames)
+    frames = (13 if facts.vae_temporal == 4 else {"tiny": 8, "small": 4}[scale]) if video else 1
     return Defaults(side, side, frames, 8 if scale == "tiny" else 12, 16 if scale == "tiny" else 32)
 
 
