@@ -67,8 +67,8 @@ def _check_options(args) -> str:
             raise _usage(f"--model {args.model}: run executes the reference models ({', '.join(PRESETS)}) and the "
                          f"diffusers models {', '.join(model_ids())}")
         diffusers_options.check(args)
-    elif args.scale or args.weights or args.out:
-        raise _usage(f"--scale, --weights and --out apply to diffusers models, not to {args.model}")
+    elif args.scale or args.weights or args.out or args.cp != "auto":
+        raise _usage(f"--scale, --weights, --out and --cp apply to diffusers models, not to {args.model}")
     if args.scope != "denoise":
         raise _usage(f"--scope {args.scope}: run times the denoising loop only (scope denoise)")
     if args.cluster or args.nodes != 1 or args.inter != "none" or args.intra:

@@ -61,6 +61,7 @@ class Job:
     # rank 0 decodes the final latent with the VAE
     scale: str = ""
     weights: str = ""
+    cp: str = "auto"        # Ulysses via diffusers' ContextParallelConfig where it applies (diffusers/native_cp.py)
     prompt: str = ""
     negative_prompt: str = ""
     decode: bool = False
@@ -144,7 +145,8 @@ class Setup:
         self.seq = world.group(combined(self.layout, dims, world.rank)) if dims else solo(world.rank)
         self.stages = [tuple(s) for s in self.job.stages.get(str(plan), [])]
         self.last_uncond = None
-        self.driver = driver_for(plan)
+        native = getattr(rt.source, "native_driver", None)
+        self.driver = (native and native(plan)) or driver_for(plan)
         self.model = self.driver.model(self)
 
     def group(self, dim: str) -> Group:

@@ -98,6 +98,16 @@ class DiffusersSource:
         from .diffusers.families import build_denoiser
         return build_denoiser(self.pipeline, (self.job.height, self.job.width))
 
+    def native_driver(self, plan):
+        """diffusers' own Ulysses (native_cp.py) for the segments it applies to, else None."""
+        import diffusers
+
+        from .diffusers import native_cp
+        pc = self.pipeline.configs
+        if native_cp.applies(plan, self.job, getattr(diffusers, pc.cls(pc.denoiser))):
+            return native_cp.NativeUlysses()
+        return None
+
     def decode(self, latent):
         t0 = time.perf_counter()
         frames = self.pipeline.decode(latent)

@@ -48,7 +48,7 @@ SMALL_UNET = (64, 64)
 torch.set_num_threads(1)
 
 
-def _job(model: str, plan: str, nproc: int, batch: int = 1, tolerance: float = 0.0):
+def _job(model: str, plan: str, nproc: int, batch: int = 1, tolerance: float = 0.0, cp: str = "auto"):
     """Exact plans run 4 steps (enough to compare), the others the tiny default 8 (their
     warm-up and stale steps need room)."""
     f = zoo.facts(model)
@@ -61,9 +61,9 @@ def _job(model: str, plan: str, nproc: int, batch: int = 1, tolerance: float = 0
     pc = scaled_configs(configs.pipeline_configs(model), "tiny", text, latent_frames(model, d.frames))
     spec, _ = run_spec(zoo.build(model, h, w, d.frames, text), pc, (h, w), "tiny")
     prep = prepare(spec, sc, plan, local_cluster(nproc), hw_profile(), repeats=1, warmup_runs=0, tolerance=tolerance,
-                   diffusers={"scale": "tiny", "prompt": "a red cube", "negative_prompt": "", "decode": False})
-    return dataclasses.replace(prep.job, label=f"{model} | {plan}" + (f" | b{batch}" if batch > 1 else "")
-                               + (f" | tol {tolerance}" if tolerance else ""))
+                   diffusers={"scale": "tiny", "prompt": "a red cube", "negative_prompt": "", "decode": False,
+                              "cp": cp})
+    return dataclasses.replace(prep.job, label=_label(model, plan, batch, tolerance, cp))
 
 
 def _run(jobs, nproc):
@@ -142,13 +142,13 @@ def test_blocks_compute_the_class_forward(model, shape):
     fam = importlib.import_module(f"executor.diffusers.{p.family}")
     with torch.no_grad():
         if p.family in ("unet",):
-            ref = fam.reference(ref_net, lat, t, text, pooled, (128, 128))
+            ref = fam.class_forward(ref_net, lat, t, text, pooled, (128, 128))
         elif p.family == "pixart":
-            ref = fam.reference(ref_net, lat, t, text, (128, 128))
+            ref = fam.class_forward(ref_net, lat, t, text, (128, 128))
         elif p.family in ("sd3", "flux"):
-            ref = fam.reference(ref_net, lat, t, text, pooled)
+            ref = fam.class_forward(ref_net, lat, t, text, pooled)
         else:
-            ref = fam.reference(ref_net, lat, t, text)
+            ref = fam.class_forward(ref_net, lat, t, text)
         rows = shape[-2] // p.patch
         out = den(State(latent=lat, t=t, text=text, pooled=pooled), Ctx(rows, shape[2] if video else 1, video)).x
     assert out.shape == ref.shape
@@ -170,15 +170,19 @@ APPROX_PLANS = {"sdxl": ("distrifusion=2", "pipefusion=2", "hybridiff=2"),
 TWO = ([(m, p, 1, 0.0) for m, ps in EXACT_PLANS.items() for p in ps]
        + [(m, p, 1, 0.0) for m, ps in APPROX_PLANS.items() for p in ps]
        + [(m, "dp=2", 2, 0.0) for m in CORE] + [("sd3-medium", "paradigms=2", 1, 0.05)])
+# Flux and Wan run Ulysses through diffusers' ContextParallelConfig by default (native_cp.py);
+# the executor's Ulysses on them too
+EXECUTOR_CP = [("flux.1-dev", "ulysses=2"), ("wan2.1-t2v-1.3b", "ulysses=2")]
 
 
-def _label(model, plan, batch, tol):
-    return f"{model} | {plan}" + (f" | b{batch}" if batch > 1 else "") + (f" | tol {tol}" if tol else "")
+def _label(model, plan, batch=1, tol=0.0, cp="auto"):
+    return (f"{model} | {plan}" + (f" | b{batch}" if batch > 1 else "") + (f" | tol {tol}" if tol else "")
+            + (f" | cp {cp}" if cp != "auto" else ""))
 
 
 @pytest.fixture(scope="module")
 def two_ranks():
-    return _run([_job(m, p, 2, b, t) for m, p, b, t in TWO], 2)
+    return _run([_job(m, p, 2, b, t) for m, p, b, t in TWO] + [_job(m, p, 2, cp="executor") for m, p in EXECUTOR_CP], 2)
 
 
 @pytest.mark.parametrize("model,plan,batch,tol", TWO, ids=lambda v: str(v))
@@ -186,6 +190,17 @@ def test_two_ranks(two_ranks, model, plan, batch, tol):
     job, ranks, fid = two_ranks[_label(model, plan, batch, tol)]
     _check(job, fid)
     assert ranks[0]["model"]["denoiser"] == configs.pipeline_configs(model).cls(configs.pipeline_configs(model).denoiser)
+
+
+@pytest.mark.parametrize("model,plan", EXECUTOR_CP, ids=lambda v: str(v))
+def test_ulysses_both_ways(two_ranks, model, plan):
+    """diffusers' own Ulysses (the class's forward under its _cp_plan) and the executor's
+    (hooks on the block list) both give the serial image; only the executor counts bytes."""
+    native, own = two_ranks[_label(model, plan)], two_ranks[_label(model, plan, cp="executor")]
+    assert "ContextParallelConfig" in native[1][0]["extra"]["native_cp"] and "native_cp" not in own[1][0]["extra"]
+    assert native[2]["max_rel_err"] <= EXACT and own[2]["max_rel_err"] <= EXACT
+    assert own[1][0]["comm_by_kind"]["all_to_all"] > 0
+    assert "native_cp" not in two_ranks[_label(model, "ring=2")][1][0]["extra"]
 
 
 def test_stale_and_local_attention_differ_from_serial(two_ranks):

@@ -108,7 +108,8 @@ def build(net, binding) -> Denoiser:
     return den
 
 
-def reference(net, latent, t, text) -> torch.Tensor:
+def class_forward(net, latent, t, text) -> torch.Tensor:
+    """The class's own forward on whole inputs (tests compare the blocks with it; native_cp runs it)."""
     rope = None
     if net.config.use_rotary_positional_embeddings:
         from executor.context import Ctx

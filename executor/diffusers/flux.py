@@ -111,10 +111,11 @@ def build(net, binding) -> Denoiser:
     return den
 
 
-def reference(net, latent, t, text, pooled) -> torch.Tensor:
+def class_forward(net, latent, t, text, pooled) -> torch.Tensor:
+    """The class's own forward on whole inputs (tests compare the blocks with it; native_cp runs it)."""
     b, _, h, w = latent.shape
-    kw = {"guidance": torch.full((b,), GUIDANCE)} if net.config.guidance_embeds else {}
+    kw = {"guidance": torch.full((b,), GUIDANCE, device=latent.device)} if net.config.guidance_embeds else {}
     out = net(hidden_states=pack(latent), encoder_hidden_states=text, pooled_projections=pooled, timestep=t / 1000,
-              img_ids=image_ids(0, h // 2, w // 2, latent.device), txt_ids=torch.zeros(text.shape[1], 3),
+              img_ids=image_ids(0, h // 2, w // 2, latent.device), txt_ids=torch.zeros(text.shape[1], 3, device=latent.device),
               return_dict=False, **kw)[0]
     return unpack(out, h // 2, w // 2)

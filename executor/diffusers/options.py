@@ -29,6 +29,8 @@ def add_options(p) -> None:
     g.add_argument("--negative-prompt", default="", help="the unconditional branch's prompt (default empty)")
     g.add_argument("--out", metavar="FILE.png|DIR",
                    help="write the decoded image (PNG), or a video's frames into a folder")
+    g.add_argument("--cp", default="auto", help="auto (default: Ulysses through diffusers' own ContextParallelConfig "
+                   "on classes with a _cp_plan, e.g. Flux, Wan) | executor (the executor's Ulysses everywhere)")
 
 
 def is_model(model_id: str) -> bool:
@@ -49,6 +51,8 @@ def check(args) -> None:
             raise UsageError(errs[0])
         args.weights = os.path.abspath(args.weights)
     args.scale = args.scale or "small"
+    if args.cp not in ("auto", "executor"):
+        raise UsageError(f"--cp {args.cp}: accepted: auto, executor")
     if args.scale not in SCALES:
         raise UsageError(f"--scale {args.scale}: accepted: {', '.join(SCALES)}")
     facts = zoo.facts(args.model)
@@ -100,7 +104,7 @@ def model_spec(args, full):
     except ValueError as e:
         raise UsageError(str(e)) from None
     fields = {"scale": args.scale, "weights": args.weights or "", "prompt": args.prompt,
-              "negative_prompt": args.negative_prompt, "decode": True}
+              "negative_prompt": args.negative_prompt, "decode": True, "cp": args.cp}
     return spec, note, fields
 
 

@@ -90,7 +90,8 @@ def build(net, binding, image_size) -> Denoiser:
     return den
 
 
-def reference(net, latent, t, text, image_size) -> torch.Tensor:
+def class_forward(net, latent, t, text, image_size) -> torch.Tensor:
+    """The class's own forward on whole inputs (tests compare the blocks with it; native_cp runs it)."""
     h, w = image_size
     n = latent.shape[0]
     added = ({"resolution": torch.tensor([[h, w]], dtype=latent.dtype).repeat(n, 1),

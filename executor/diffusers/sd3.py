@@ -70,7 +70,7 @@ def build(net, binding) -> Denoiser:
     return den
 
 
-def reference(net, latent, t, text, pooled) -> torch.Tensor:
-    """The class's own forward on the same inputs (tests compare the blocks with it)."""
+def class_forward(net, latent, t, text, pooled) -> torch.Tensor:
+    """The class's own forward on whole inputs (tests compare the blocks with it; native_cp runs it)."""
     return net(hidden_states=latent, encoder_hidden_states=text, pooled_projections=pooled, timestep=t,
                return_dict=False)[0]

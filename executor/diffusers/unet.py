@@ -154,7 +154,8 @@ def build(net, binding, image_size) -> Denoiser:
     return den
 
 
-def reference(net, latent, t, text, pooled, image_size) -> torch.Tensor:
+def class_forward(net, latent, t, text, pooled, image_size) -> torch.Tensor:
+    """The class's own forward on whole inputs (tests compare the blocks with it; native_cp runs it)."""
     added = None
     if net.config.addition_embed_type == "text_time":
         added = {"text_embeds": pooled, "time_ids": time_ids(image_size, latent.shape[0], pooled.dtype, latent.device)}
