@@ -10,6 +10,7 @@ Bad input gets one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -75,8 +76,9 @@ def build_inputs(args):
     from planner.spec import DTYPE_BYTES, Scenario
 
     cluster_given = args.cluster or args.gpu or args.gpus or args.intra
-    model_id = args.model or DEFAULT["model"]
-    facts = zoo.facts(model_id)
+    local = zoo.load_model_dir(args.model_dir, args.model) if getattr(args, "model_dir", None) else None
+    model_id = local.facts.id if local else args.model or DEFAULT["model"]
+    facts = local.facts if local else zoo.facts(model_id)
     if args.cluster:
         cluster = load_cluster_file(args.cluster)
     else:
@@ -98,7 +100,8 @@ def build_inputs(args):
                   cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
                   dtype=args.dtype, scope=args.scope, compiled=args.compiled)
     try:
-        model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
+        model = (local.build if local else functools.partial(zoo.build, model_id))(
+            sc.height, sc.width, sc.frames, sc.text_tokens)
     except zoo.ZooError:
         raise
     except ValueError as e:   # impossible sizes for this model: the message names the value
@@ -118,88 +121,6 @@ def load_hw_profile(path: str | None, args=None):
     if args is not None and getattr(args, "dtype", None) is None:
         args.dtype = doc["device"]["dtype"]
     return profile
-
-
-# ---------------------------------------------------------------- plan
-def cmd_plan(args) -> int:
-    import time
-    t0 = time.perf_counter()
-    from planner import textout
-    from planner.cost.predict import predict
-    from planner.legality import plan_errors
-    from planner.plan import parse_plan
-    from planner.search import search
-    from planner.xdit import xdit_devices, xdit_flags
-    import planner.ilp as ilp_cli
-
-    if args.top < 1:
-        raise UsageError(f"--top {args.top}: must be >= 1")
-    profile = load_hw_profile(args.hw_profile, args)
-    model, sc, cluster = build_inputs(args)
-    if args.plan:
-        plan = parse_plan(args.plan)
-        errs = plan_errors(plan, model, sc, cluster.n)
-        if errs:
-            raise UsageError(f"plan '{args.plan}': {errs[0]}")
-        rec, ilp = ilp_cli.evaluate_given(plan, model, sc, cluster, profile, args.placement)   # planner/ilp
-        preds = [rec]
-    else:
-        if args.approx_steps < 0:
-            raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
-        res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
-                     **ilp_cli.search_options(args, sc.steps))
-        preds, rec, ilp = res.ranked, res.recommended, res.ilp_dict()
-    elapsed = time.perf_counter() - t0
-    out = {"scenario": sc.to_dict() | {"model_name": model.facts.name},
-           "cluster": cluster.to_dict(), "profile": profile.name,
-           "recommended": rec.to_dict() if rec else None,
-           "plans": [p.to_dict() for p in preds[: args.top if not args.json else None]],
-           "seconds": round(elapsed, 3)}
-    out["ilp"] = ilp | {"hetero": ilp_cli.hetero_details(rec.plan if rec else "", model, sc, cluster, profile,
-                                                         (ilp.get("placement") or {}).get("order"))}
-    flags = problems = None
-    if args.xdit and rec:
-        from planner.plan import parse_plan as _pp
-        flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
-        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(_pp(rec.plan), out["ilp"], cluster)
-    written = []
-    if args.json or args.report or args.trace:
-        # adds timeline, layout and cluster_graph to the JSON; writes the report and trace
-        from planner.report.plan import plan_outputs
-        written = plan_outputs(args, out, preds, rec, model, sc, cluster, profile)
-    if args.json:
-        print(json.dumps(out, indent=1))
-        return 0
-    print(textout.scenario_line(model, sc, cluster))
-    print(f"  one GPU: {textout.fmt_s(preds[0].serial_latency_s if preds else 0)}"
-          f"   (profile: {profile.name}; {len(preds)} plans in {elapsed:.2f} s)\n")
-    if args.plan:
-        print(textout.detail(rec))
-    else:
-        print(textout.table(preds, args.top, rec))
-        if rec is None:
-            print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
-        else:
-            print(f"\nrecommended: {rec.plan}  ->  {textout.fmt_s(rec.latency_s)}, {rec.speedup:.2f}x over one GPU, "
-                  f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {textout.fidelity_words(rec)}")
-            for line in textout.why(rec, preds):
-                print(f"  - {line}")
-    for line in ilp_cli.summary_lines(out["ilp"]):
-        print(f"  {line}")
-    if flags is not None:
-        print("\nxDiT flags: " + " ".join(flags))
-        for p in problems:
-            print(f"  xDiT cannot run this plan as is: {p}")
-        if out["xdit"].get("placed_order"):
-            x = out["xdit"]
-            how = (": " + "; ".join(f"node {n}: CUDA_VISIBLE_DEVICES={v}"
-                                    for n, v in enumerate(x["cuda_visible_devices"]))
-                   if x["cuda_visible_devices"] else f"; CUDA_VISIBLE_DEVICES cannot do it: {x['why_not']}")
-            print(f"  xDiT groups its ranks in its own order; the placed layout ({' < '.join(x['placed_order'])}) "
-                  f"needs its processes on other GPUs{how}")
-    for line in written:
-        print(line)
-    return 0
 
 
 # ---------------------------------------------------------------- listings
@@ -244,38 +165,22 @@ def cmd_gpus(args) -> int:
 # ---------------------------------------------------------------- main
 # Commands that live beside the code they drive. Each module has
 # register(subparsers, common) where common gives add_scenario_args and build_inputs.
-COMMAND_MODULES: tuple[str, ...] = ("profiler.cli", "planner.validate_cli", "planner.report.cli", "executor.cli")
+COMMAND_MODULES: tuple[str, ...] = ("planner.plan_cli", "profiler.cli", "planner.validate_cli", "planner.report.cli",
+                                    "executor.cli")
 
 
 def parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog="cli.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", metavar="command", parser_class=OneLineParser)
-    p = sub.add_parser("plan", help="rank parallel plans for a model on a cluster")
-    add_scenario_args(p)
-    p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
-    p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
-    p.add_argument("--approx-steps", type=int, default=5,
-                   help="quality knob: most steps the recommended plan may run with an approximate strategy "
-                        "(AsyncDiff, ParaStep, Hybridiff's window); default 5")
-    p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
-    p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
-    import planner.ilp
-    planner.ilp.add_plan_options(p)     # --no-schedule, --placement, --approx-window (planner/ilp)
-    p.add_argument("--report", metavar="FILE.html", help="write an interactive HTML report (opens offline)")
-    p.add_argument("--trace", metavar="FILE.json",
-                   help="write the recommended plan's simulated timeline as a Chrome trace (Perfetto)")
-    p.set_defaults(func=cmd_plan)
+    import importlib
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, sys.modules[__name__])
     m = sub.add_parser("models", help="list the known models")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
     g = sub.add_parser("gpus", help="list the known GPUs and links")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_gpus)
-    import importlib
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub, sys.modules[__name__])
     return ap
 
 

@@ -52,35 +52,39 @@ SCENARIOS = [
 ]
 
 
-def one(index: int) -> dict:
-    """Run scenario `index` in this (fresh) process; return the measurements."""
+def inputs(scen: dict, clus: dict):
+    """(ModelSpec, Scenario, Cluster) of one scenario row."""
     from planner import zoo
     from planner.cluster import build_cluster, load_cluster_file
-    from planner.hardware import default_profile
-    from planner.ilp.placement import moved_order
-    from planner.search import search
     from planner.spec import Scenario
-    label, target, scen, clus, opts = SCENARIOS[index]
     f = zoo.facts(scen["model"])
     sc = Scenario(model=scen["model"], height=scen.get("height", f.default_height),
                   width=scen.get("width", f.default_width), frames=scen.get("frames", f.default_frames),
                   steps=f.default_steps, batch=scen.get("batch", 1), cfg=f.cfg_default)
     model = zoo.build(sc.model, sc.height, sc.width, sc.frames)
-    profile = default_profile()
-    t0 = time.perf_counter()
     cluster = load_cluster_file(clus["file"]) if "file" in clus else \
         build_cluster(clus["gpu"], clus["gpus"], clus.get("nodes", 1), clus["intra"], clus.get("inter", "none"))
+    return model, sc, cluster
+
+
+def one(index: int) -> dict:
+    """Run scenario `index` in this (fresh) process; return the measurements."""
+    from planner.hardware import default_profile
+    from planner.search import search
+    label, target, scen, clus, opts = SCENARIOS[index]
+    profile = default_profile()
+    t0 = time.perf_counter()
+    model, sc, cluster = inputs(scen, clus)
     res = search(model, sc, cluster, profile, **opts)
     seconds = time.perf_counter() - t0
     rec = res.recommended
-    ilp = res.ilp_dict()
-    pl = ilp["placement"]
-    order = moved_order(pl)
+    pl = res.placement_of(rec.plan) if rec else None
+    moved = pl is not None and pl.moved
     return {"seconds": seconds, "ilp_seconds": res.ilp_seconds, "gpus": cluster.n, "considered": res.considered,
-            "predicted": len(res.ranked), "recommended": rec.plan if rec else "none",
-            "speedup": rec.speedup if rec else 0.0, "placement_gain": pl["gain"] if order else 0.0,
-            "placement_order": " < ".join(order) if order else "",
-            "schedule": ilp["schedule"]["plan"] if ilp["schedule"] else ""}
+            "predicted": len(res.ranked), "recommended": str(rec.plan) if rec else "none",
+            "speedup": rec.speedup if rec else 0.0, "placement_gain": round(pl.gain, 4) if moved else 0.0,
+            "placement_order": " < ".join(pl.order) if moved else "",
+            "schedule": str(res.schedule.plan) if res.schedule else ""}
 
 
 def measure(index: int, runs: int) -> dict:

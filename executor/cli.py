@@ -129,15 +129,14 @@ def _gpu_id(args, backend: str) -> str:
 def _recommended(model, sc, cluster, profile, job_errors) -> tuple[str, tuple[str, ...]]:
     """The planner's recommendation, or the best-ranked fitting plan the executor runs,
     with the layout order the placement chose for it (empty: xDiT's)."""
-    from planner.plan import parse_plan
     from planner.search import search
 
     res = search(model, sc, cluster, profile)
     ranked = ([res.recommended] if res.recommended else []) + [p for p in res.ranked if p.fits]
     for pred in ranked:
-        if not job_errors(parse_plan(pred.plan)):
+        if not job_errors(pred.plan):
             placed = next((pl for pl in res.placements if pl.plan == pred.plan and pl.moved), None)
-            return pred.plan, tuple(placed.order) if placed else ()
+            return str(pred.plan), tuple(placed.order) if placed else ()
     raise _usage(f"the planner found no plan for {cluster.n} ranks that fits and that the executor can run")
 
 

@@ -19,10 +19,9 @@ from planner.cluster import Cluster, build_cluster
 from planner.errors import UsageError
 from planner.plan import Plan, parse_plan
 from planner.spec import ModelSpec, Prediction, Scenario
+from planner.strategies import STRATEGIES
 
 from .legality import job_errors
-
-PIPELINED = ("pipefusion", "asyncdiff", "hybridiff")
 
 
 def hw_profile(path: str | None = None):
@@ -78,9 +77,9 @@ def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, pr
         raise UsageError(f"plan '{plan}': {errs[0]}")
     pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order) or XDIT_ORDER))
     # the cuts the planner chose, for every segment that pipelines blocks
-    segs = [(plan.base(), sc.steps)] + [(s.plan, s.last - s.first + 1) for s in plan.schedule]
+    segs = [(plan.base(), sc.steps)] + [(s.plan, s.steps) for s in plan.segments]
     for p, n in segs:
-        if any(p.degree(k) > 1 for k in PIPELINED):
+        if any(STRATEGIES[k].stage_cuts for k in p.keys):
             cut = pred.stages if p == plan else predict(p, model, dataclasses.replace(sc, steps=n), cluster, profile,
                                                         layout=ordered_layout(p, tuple(order) or XDIT_ORDER)).stages
             job.stages[str(p)] = [list(c) for c in cut]

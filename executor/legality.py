@@ -10,20 +10,16 @@ The planner checks the latent rows against the sequence degree; the reference mo
 """
 from __future__ import annotations
 
+import math
+
 from planner.plan import Plan
+from planner.strategies import STRATEGIES, latent_pieces
 from planner.zoo.reference import PRESETS
 
-SEQ_DIMS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
 
-
-def slices(plan: Plan) -> int:
-    """Into how many slices one plan cuts the image at once (patches of a pipeline too)."""
-    n = 1
-    for k in SEQ_DIMS:
-        n *= plan.degree(k)
-    if plan.degree("pipefusion") > 1:
-        n *= int(plan.get("patches", plan.degree("pipefusion")))
-    return n
+def feature_split(plan: Plan) -> int:
+    """Into how many parts the plan splits the features of a layer (tensor parallelism)."""
+    return math.prod(STRATEGIES[k].shard(d, plan).features for k, d in plan.degrees)
 
 
 def job_errors(model: str, height: int, frames: int, plan: Plan, scale: str = "", width: int | None = None,
@@ -34,7 +30,7 @@ def job_errors(model: str, height: int, frames: int, plan: Plan, scale: str = ""
     p = PRESETS[model]
     errs = []
     for seg in plan.plans():
-        n = slices(seg)
+        n = latent_pieces(seg)
         rows = height // 8 // p.patch
         if p.arch == "video-dit" and frames % n:
             errs.append(f"the video model is split by whole frames ('{seg}'); {frames} frames "
@@ -44,7 +40,8 @@ def job_errors(model: str, height: int, frames: int, plan: Plan, scale: str = ""
             if rows % (n * down):
                 errs.append(f"each of the {n} row slices of the U-Net ('{seg}') must keep a whole number of "
                             f"rows through {down}x downsampling; {rows} latent rows need a multiple of {n * down}")
-            if seg.degree("tp") > 1 and p.config.groups % seg.degree("tp"):
-                errs.append(f"tp={seg.degree('tp')} ('{seg}') must divide the U-Net's {p.config.groups} "
+            split = feature_split(seg)
+            if split > 1 and p.config.groups % split:
+                errs.append(f"the {split}-way feature split of '{seg}' must divide the U-Net's {p.config.groups} "
                             f"GroupNorm groups (column-parallel convs split whole groups)")
     return errs

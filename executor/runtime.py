@@ -24,9 +24,11 @@ import torch.distributed as dist
 from planner.layout import Layout, layout_for
 from planner.plan import Plan, parse_plan
 
-from . import legality, measure
-from .legality import SEQ_DIMS
+from planner.strategies import LATENT_SPLIT_KEYS
+
+from . import legality, measure, strategies
 from .comm import Comm, Group, solo
+from .context import Ctx
 from .models import State
 from .sampler import denoise, guide, segments
 from .source import source_for
@@ -118,7 +120,7 @@ def plan_groups(plan: Plan, order=()) -> list[tuple[int, ...]]:
         lay = layout_for(seg, tuple(order))
         for dim in lay.order:
             out += list(lay.groups(dim))
-        dims = tuple(k for k in SEQ_DIMS if seg.degree(k) > 1)
+        dims = tuple(k for k in LATENT_SPLIT_KEYS if seg.degree(k) > 1)
         if len(dims) > 1:
             out += sorted({combined(lay, dims, r) for r in range(lay.ranks)})
     return out
@@ -127,30 +129,28 @@ def plan_groups(plan: Plan, order=()) -> list[tuple[int, ...]]:
 # ---------------------------------------------------------------- one plan on one rank
 class Setup:
     def __init__(self, rt: "Runtime", plan: Plan):
-        from .strategies import cfg, dp, driver_for
         self.rt, self.plan, self.job = rt, plan, rt.job
         world = rt.world
         self.layout = layout_for(plan, tuple(self.job.order))
         self.coords = self.layout.coords(world.rank)
         self.groups = {dim: world.group(next(g for g in self.layout.groups(dim) if world.rank in g))
                        for dim in self.layout.order}
-        self.images = dp.images(self.coords.get("dp", 0), plan.degree("dp"), self.job.batch)
-        if not self.job.cfg:
-            self.branches = ("cond",)
-        elif plan.degree("cfg") == 2:
-            self.branches = (cfg.branch(self.coords["cfg"]),)
-        else:
-            self.branches = cfg.BRANCHES
-        dims = tuple(k for k in SEQ_DIMS if plan.degree(k) > 1)
+        self.images = strategies.dp.images(self)
+        self.branches = strategies.cfg.branches(self)
+        dims = tuple(k for k in LATENT_SPLIT_KEYS if plan.degree(k) > 1)
         self.seq = world.group(combined(self.layout, dims, world.rank)) if dims else solo(world.rank)
         self.stages = [tuple(s) for s in self.job.stages.get(str(plan), [])]
         self.last_uncond = None
-        native = getattr(rt.source, "native_driver", None)
-        self.driver = (native and native(plan)) or driver_for(plan)
-        self.model = self.driver.model(self)
+        native = getattr(rt.source, "native_loop", None)     # diffusers' own Ulysses (diffusers/native_cp.py)
+        self.loop = (native and native(plan)) or strategies.loop_for(plan)
+        self.model = self.loop.model(self)
 
     def group(self, dim: str) -> Group:
         return self.groups.get(dim) or solo(self.rt.world.rank)
+
+    def layer_ctx(self):
+        """The ctx of this plan's layer strategy (strategies.layer_ctx)."""
+        return strategies.layer_ctx(self)
 
     # ---- the units (rows or frames) of the image a slice holds
     def chunk(self, index: int, count: int, span: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -186,7 +186,7 @@ class Setup:
         elif not self.job.cfg:
             return eps
         else:
-            c, u = self.rt.world.comm.all_gather(eps, self.group("cfg")).unbind(0)
+            c, u = strategies.cfg.gather_branches(self, eps)
         self.last_uncond = u          # a following Hybridiff window reuses it
         return guide(c, u, self.job.guidance)
 
@@ -197,10 +197,7 @@ class Setup:
         seq = self.seq if seq is None else seq
         if seq.size > 1:
             x = self.rt.units_cat(comm.all_gather(x, seq).unbind(0))
-        dp = self.group("dp")
-        if dp.size > 1:
-            x = torch.cat(comm.all_gather(x, dp).unbind(0))
-        return x
+        return strategies.dp.gather(self, x)
 
 
 class Runtime:
@@ -254,7 +251,6 @@ class Runtime:
         return torch.cat(list(parts), dim=2)
 
     def new_ctx(self, cls=None, **kw):
-        from .context import Ctx
         cls = cls or Ctx
         return cls(self.rows, self.frames, self.video, comm=self.world.comm, **kw)
 

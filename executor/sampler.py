@@ -87,5 +87,5 @@ def denoise(rt, x: torch.Tensor) -> torch.Tensor:
     for k, (plan, first, last) in enumerate(segs):
         rt.next_plan = segs[k + 1][0] if k + 1 < len(segs) else None
         setup = rt.setup(plan)
-        x = setup.driver.run(setup, x, range(first - 1, last))
+        x = setup.loop.run(setup, x, range(first - 1, last))
     return x

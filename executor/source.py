@@ -98,7 +98,7 @@ class DiffusersSource:
         from .diffusers.families import build_denoiser
         return build_denoiser(self.pipeline, (self.job.height, self.job.width))
 
-    def native_driver(self, plan):
+    def native_loop(self, plan):
         """diffusers' own Ulysses (native_cp.py) for the segments it applies to, else None."""
         import diffusers
 

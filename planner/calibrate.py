@@ -30,11 +30,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .hardware import Calibration, EfficiencyCurve, Profile, load_gpu
+from .strategies import STRATEGIES
 from .validate import RowResult, evaluate, row_inputs
 
 COMPUTE_CLASSES = ("gemm", "conv", "attn")
-A2A_KEYS = ("ulysses", "dsp")
-OVERLAP_KEYS = ("distrifusion", "ring", "pipefusion")
 # (lower, upper) bounds of log(parameter / prior)
 # The launch floor is bounded at 30 us per modelled op: eager PyTorch dispatch costs
 # 5-20 us per kernel on a modern host. Unbounded, the fit lifts it to ~65 us to absorb
@@ -89,9 +88,9 @@ def active_parameters(rows: list[dict]) -> list[str]:
             links = {d["link"] for _, _, d in cluster.graph.edges(data=True)}
             links -= {"ethernet", "ib-hdr", "ib-ndr", "roce"} if cluster.nodes == 1 else set()
             names.update(f"link/{l}" for l in links)
-            if any(k in plan.keys for k in A2A_KEYS):
+            if any("all_to_all" in STRATEGIES[k].collectives for p in plan.plans() for k in p.keys):
                 names.update(f"link/{l}/all_to_all" for l in links)
-            if any(k in plan.keys for k in OVERLAP_KEYS):
+            if any(STRATEGIES[k].overlaps_compute for p in plan.plans() for k in p.keys):
                 names.add("overlap")
     return sorted(names)
 

@@ -126,6 +126,16 @@ class Cluster:
         return sum(1 for v, d in self.graph.nodes(data=True)
                    if d.get("kind") == "socket" and d.get("node") == node)
 
+    def graph_dict(self) -> dict:
+        """JSON form of the graph: vertices with their attributes, edges with link id,
+        bandwidth (GB/s per direction) and latency (us)."""
+        g = self.graph
+        nodes = [{"id": v} | {k: d[k] for k in ("kind", "node", "socket", "rank", "gpu") if k in d}
+                 for v, d in g.nodes(data=True)]
+        edges = [{"u": u, "v": v, "link": d.get("link", "?"), "bw_gbps": round(d.get("bw", 0.0) / 1e9, 4),
+                  "latency_us": round(d.get("latency", 0.0) * 1e6, 4)} for u, v, d in g.edges(data=True)]
+        return {"nodes": nodes, "edges": edges}
+
     def to_dict(self) -> dict:
         links: dict[str, dict] = {}
         for _, _, d in self.graph.edges(data=True):

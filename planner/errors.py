@@ -5,15 +5,18 @@ import json
 from pathlib import Path
 
 
-class UsageError(ValueError):
+class UserError(ValueError):
+    """Bad input (an option, a file, a plan string): the message is one line that names the
+    value and what is accepted. Every error the CLI reports with exit code 2 derives from it
+    (UsageError here, HardwareError, PlanError, ZooError where they are raised)."""
+
+
+class UsageError(UserError):
     """A bad option value; the message names the value and what is accepted."""
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    from .hardware import HardwareError
-    from .plan import PlanError
-    from .zoo import ZooError
-    return (UsageError, HardwareError, PlanError, ZooError)
+    return (UserError,)
 
 
 def _reject_constant(name: str):

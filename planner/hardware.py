@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import read_json
+from .errors import UserError, read_json
 
 HW_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
 OP_CLASSES = ("gemm", "conv", "attn", "mem")   # mem = norms + elementwise (bandwidth bound)
+# The collectives the cost model times (planner/cost/comm.py) and a profile may measure
+COLLECTIVE_KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
 
 
-class HardwareError(ValueError):
+class HardwareError(UserError):
     """A hardware id or file that cannot be used; the message says what is accepted."""
 
 

@@ -12,9 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from .plan import Plan
-
-XDIT_ORDER = ("tp", "ulysses", "ring", "dsp", "distrifusion", "sync_patch", "naive_patch",
-              "pipefusion", "asyncdiff", "hybridiff", "parastep", "paradigms", "cfg", "dp")
+from .strategies import XDIT_ORDER
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,18 @@ class Layout:
             rest //= s
         return out
 
+    def to_dict(self, plan: Plan) -> dict:
+        """JSON form: the plan, and the rank groups of each of its dimensions."""
+        return {"plan": str(plan), "ranks": self.ranks, "sizes": [[k, s] for k, s in self.sizes],
+                "groups": {k: [list(gr) for gr in self.groups(k)] for k in self.order}}
+
     def describe(self) -> str:
         return " < ".join(f"{k}={s}" for k, s in self.sizes) + "  (inner < outer)"
 
 
 def dimension_sizes(plan: Plan) -> dict[str, int]:
     """GPUs along each of the plan's dimensions (asyncdiff=N stride=S spans N+S-1)."""
-    from .strategies import STRATEGIES
-    return {k: STRATEGIES[k].gpus(d, plan) for k, d in plan.degrees}
+    return dict(plan.dimensions)
 
 
 def layout_for(plan: Plan, order: tuple[str, ...] = XDIT_ORDER) -> Layout:
@@ -91,7 +93,7 @@ def ordered_layout(plan: Plan, order: tuple[str, ...]) -> Layout:
     """The layout predict() takes for `plan` laid out in `order`: the plan's own layout;
     for a switching schedule, a layout that carries only the order (size-1 dimensions),
     in which each run lays out the dimensions it has (planner/cost/predict.py)."""
-    if plan.schedule:
+    if plan.segments:
         return Layout(tuple((k, 1) for k in order))
     return layout_for(plan, order)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from .plan import Plan
 from .spec import ModelSpec, Scenario
-from .strategies import STRATEGIES
-from .strategies.hybridiff import cfg_phase
+from .strategies import STRATEGIES, compatible, row_slices
+from .strategies.checks import rows_divisible
 
 
 def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[str]:
@@ -12,15 +12,11 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
     if plan.gpus != gpus:
         errs.append(f"plan '{plan}' uses {plan.gpus} GPUs but the cluster has {gpus}; "
                     f"the degrees must multiply to the GPU count")
-    for seg in plan.schedule:
+    for seg in plan.segments:
         if seg.last > sc.steps:
             errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
-        if "hybridiff" in seg.plan.keys:
-            cfg = cfg_phase(seg.plan)
-            if seg.first == 1 or str(plan.plan_at(seg.first - 1)) != str(cfg):
-                where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{cfg}'"
-                errs.append(f"schedule segment '{seg}': Hybridiff's window opens out of its CFG-parallel "
-                            f"phase '{cfg}', so {where}")
+        for k in seg.plan.keys:
+            errs += STRATEGIES[k].segment_errors(seg, plan)
     for p in plan.plans():
         errs += _single(p, model, sc)
     return list(dict.fromkeys(errs))
@@ -31,11 +27,14 @@ def _single(plan: Plan, model: ModelSpec, sc: Scenario) -> list[str]:
     keys = plan.keys
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
-            if b not in STRATEGIES[a].combines_with or a not in STRATEGIES[b].combines_with:
+            if not compatible(a, b):
                 errs.append(f"'{a}' and '{b}' cannot be combined in one plan")
-    schedulers = [k for k in keys if STRATEGIES[k].driver]
-    if len(schedulers) > 1:
-        errs.append(f"{' and '.join(schedulers)} each own the step schedule; use one")
+    owners = [k for k in keys if STRATEGIES[k].owns_loop]
+    if len(owners) > 1:
+        errs.append(f"{' and '.join(owners)} each own the denoising loop; use one")
     for k, d in plan.degrees:
         errs += STRATEGIES[k].check(d, plan, model, sc)
+    n = row_slices(plan)
+    if n > 1:
+        errs += rows_divisible(n, plan, model)
     return errs

@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import read_json
-from .hardware import (HW_DIR, OP_CLASSES, Calibration, CommCurve, EfficiencyCurve, HardwareError,
-                       Profile, default_profile, gpu_ids, link_ids, load_gpu)
-from .cost.comm import KINDS as COMM_KINDS
+from .hardware import (COLLECTIVE_KINDS, HW_DIR, OP_CLASSES, Calibration, CommCurve, EfficiencyCurve,
+                       HardwareError, Profile, default_profile, gpu_ids, link_ids, load_gpu)
 
 FORMAT = "paradiff-hw-profile"
 VERSION = 1
@@ -118,8 +117,8 @@ def _check_comm(comm: Any) -> tuple[str | None, list[tuple[str, int, list[float]
         where = f"comm.curves[{i}]"
         c = _obj(c, where)
         kind = _need(c, "kind", where)
-        if kind not in COMM_KINDS:
-            raise _Bad(f"{where}.kind: unknown collective {kind!r}; known: {', '.join(COMM_KINDS)}")
+        if kind not in COLLECTIVE_KINDS:
+            raise _Bad(f"{where}.kind: unknown collective {kind!r}; known: {', '.join(COLLECTIVE_KINDS)}")
         n = _need(c, "nranks", where)
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise _Bad(f"{where}.nranks must be an integer >= 2, got {n!r}")

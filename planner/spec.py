@@ -12,6 +12,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plan import Plan
 
 
 class OpKind(str, Enum):
@@ -257,20 +261,25 @@ class Scenario:
 
 @dataclass(slots=True)
 class Breakdown:
-    """Where a plan's latency goes (seconds). Sums to the latency."""
+    """Where a plan's latency goes (seconds), on its critical rank (planner/timeline.py
+    summarise). Sums to the latency."""
 
     compute: float = 0.0
     comm: float = 0.0          # communication not hidden behind compute
-    bubble: float = 0.0        # pipeline fill/drain and warm-up steps' extra time
+    bubble: float = 0.0        # pipeline fill and drain, idle waits, redundant work
     text_encoders: float = 0.0
     vae: float = 0.0
-    other: float = 0.0         # per-step scheduler/launch overheads
+    other: float = 0.0         # per-step scheduler/launch overheads (host)
+    warmup: float = 0.0        # synchronous warm-up steps, whole
+    comm_dims: dict = field(default_factory=dict)   # comm by parallel dimension
 
     def total(self) -> float:
-        return self.compute + self.comm + self.bubble + self.text_encoders + self.vae + self.other
+        return self.compute + self.comm + self.bubble + self.text_encoders + self.vae + self.other + self.warmup
 
     def to_dict(self) -> dict:
-        return {k: round(v, 6) for k, v in dataclasses.asdict(self).items()}
+        return {k: round(getattr(self, k), 6) for k in ("compute", "comm", "bubble", "warmup", "text_encoders",
+                                                         "vae", "other")} | {
+            "comm_by_dim": {d: round(v, 6) for d, v in sorted(self.comm_dims.items())}}
 
 
 @dataclass(slots=True)
@@ -295,7 +304,7 @@ class MemoryBreakdown:
 class Prediction:
     """The cost model's answer for one plan on one scenario and cluster."""
 
-    plan: str
+    plan: "Plan"
     latency_s: float
     step_s: float                  # steady-state time per denoising step
     serial_latency_s: float
@@ -309,6 +318,7 @@ class Prediction:
     timeline: object | None = None   # cost.timeline.Timeline of the first steps, for reports
     stages: tuple[tuple[int, int], ...] = ()   # [first, last) blocks of each pipeline stage/component
     approx_steps: int = 0                      # steps run by approximate strategies (Strategy.fidelity)
+    fixed_s: float = 0.0       # compute and host on the critical rank, text encoders, VAE: what no rank order changes
 
     @property
     def speedup(self) -> float:
@@ -320,7 +330,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {
-            "plan": self.plan,
+            "plan": str(self.plan),
             "latency_s": round(self.latency_s, 4),
             "speedup": round(self.speedup, 3),
             "step_s": round(self.step_s, 5),

@@ -47,9 +47,9 @@ def table(preds: list[Prediction], top: int, recommended: Prediction | None = No
     for i, p in enumerate(preds[:top], 1):
         b = p.breakdown
         mark = "*" if recommended is not None and p.plan == recommended.plan else " "
-        rows.append(f"{i:>3}{mark} {p.plan:<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
+        rows.append(f"{i:>3}{mark} {str(p.plan):<34} {fmt_s(p.latency_s):>9} {p.speedup:>7.2f}x "
                     f"{p.memory_bytes / GB:>7.1f} {'yes' if p.fits else 'OOM':>4} {fidelity(p):>9}"
-                    f"   {fmt_s(b.compute):>8} {fmt_s(b.comm):>8} {fmt_s(b.bubble):>8} "
+                    f"   {fmt_s(b.compute):>8} {fmt_s(b.comm):>8} {fmt_s(b.bubble + b.warmup):>8} "
                     f"{fmt_s(b.text_encoders):>7} {fmt_s(b.vae):>7}")
     if len(preds) > top:
         rows.append(f"     ... {len(preds) - top} more (--top N)")
@@ -62,21 +62,22 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
     """A few sentences, all read off the predictions, on why the recommendation wins."""
     out = []
     b = rec.breakdown
-    den = b.compute + b.comm + b.bubble + b.other
+    den = b.compute + b.comm + b.bubble + b.warmup + b.other
     if den > 0:
         out.append(f"{rec.plan}: {100 * b.compute / den:.0f}% of its denoising time is compute, "
-                   f"{100 * b.comm / den:.0f}% exposed communication, {100 * b.bubble / den:.0f}% warm-up "
-                   f"and pipeline bubbles.")
+                   f"{100 * b.comm / den:.0f}% exposed communication, {100 * (b.bubble + b.warmup) / den:.0f}% "
+                   f"warm-up and pipeline bubbles.")
     seen = {rec.plan}
     for p in preds:
         if len(out) >= 4:
             break
-        family = p.plan.split("=")[0]
-        if p.plan in seen or any(s.startswith(family) for s in seen):
+        family = p.plan.keys[:1]
+        if p.plan in seen or any(s.keys[:1] == family for s in seen):
             continue
         seen.add(p.plan)
         pb = p.breakdown
-        loss = {"exposed communication": pb.comm - b.comm, "warm-up and bubbles": pb.bubble - b.bubble,
+        loss = {"exposed communication": pb.comm - b.comm,
+                "warm-up and bubbles": pb.bubble + pb.warmup - b.bubble - b.warmup,
                 "compute": pb.compute - b.compute}
         worst = max(loss, key=loss.get)
         if not p.fits:
@@ -99,8 +100,10 @@ def detail(p: Prediction) -> str:
     b, m = p.breakdown, p.memory
     lines = [f"plan {p.plan}: {fmt_s(p.latency_s)} ({p.speedup:.2f}x over one GPU at {fmt_s(p.serial_latency_s)}),"
              f" steady step {p.step_s * 1e3:.1f} ms, {fidelity_words(p)}",
-             f"  time:   compute {fmt_s(b.compute)}, exposed comm {fmt_s(b.comm)}, warm-up/bubbles {fmt_s(b.bubble)},"
-             f" text encoders {fmt_s(b.text_encoders)}, VAE {fmt_s(b.vae)}, overheads {fmt_s(b.other)}",
+             f"  time:   compute {fmt_s(b.compute)}, exposed comm {fmt_s(b.comm)}"
+             + (f" ({', '.join(f'{d} {fmt_s(v)}' for d, v in sorted(b.comm_dims.items()))})" if b.comm_dims else "")
+             + f", warm-up {fmt_s(b.warmup)}, bubbles {fmt_s(b.bubble)}, text encoders {fmt_s(b.text_encoders)},"
+             f" VAE {fmt_s(b.vae)}, overheads {fmt_s(b.other)}",
              f"  memory: {p.memory_bytes / GB:.1f} GB per GPU of {p.capacity_bytes / GB:.0f} GB"
              f" ({'fits' if p.fits else 'DOES NOT FIT'}): weights {m.weights / GB:.1f}, text encoders "
              f"{m.text_encoders / GB:.1f}, activations {m.activations / GB:.1f}, buffers {m.buffers / GB:.1f}, "
@@ -108,3 +111,32 @@ def detail(p: Prediction) -> str:
              f"  traffic: {p.comm_bytes_per_step / 1e6:.1f} MB sent per rank per step"]
     lines += [f"  note: {n}" for n in p.notes]
     return "\n".join(lines)
+
+
+def ilp_lines(res) -> list[str]:
+    """What the integer programs changed (planner/search.SearchResult), in words."""
+    lines = []
+    rec = res.recommended
+    pl = res.placement_of(rec.plan) if rec else None
+    if pl is not None and pl.xdit_order:
+        if pl.moved:
+            lines.append(f"placement: {' < '.join(pl.order)} (inner < outer) is {pl.gain:.1%} faster "
+                         f"than xDiT's order {' < '.join(pl.xdit_order)} "
+                         f"({pl.xdit_latency_s:.4g} s -> {pl.latency_s:.4g} s)")
+        else:
+            lines.append(f"placement: xDiT's order {' < '.join(pl.xdit_order)} is already the best found"
+                         + ("" if tuple(pl.order) == tuple(pl.xdit_order) else f" (tied with {' < '.join(pl.order)})"))
+    sch = res.schedule
+    if sch is not None:
+        sol = sch.schedule.info.to_dict() if sch.schedule.info else {"gap": None, "status": "no solution in time"}
+        gap = f"{sol['gap']:.1%}" if sol["gap"] is not None else "open"
+        how = ("integer program optimal" if sol["status"] == "optimal" else
+               f"optimal by the exact DP; CBC stopped at its time limit, gap {gap}"
+               if sch.optimal else f"best found, gap {gap}")
+        lines.append(f"switching schedule: {sch.plan} ({sch.schedule.approx_steps} approximate steps; {how})")
+    split = res.hetero.token_split if res.hetero else None
+    if split is not None:
+        rows = "; ".join(f"{'+'.join(split.gpus[r].id for r in g)}: rows {list(s.rows)}"
+                         for g, s in list(zip(split.groups, split.splits))[:2])
+        lines.append(f"unequal token split by GPU speed: {rows}")
+    return lines

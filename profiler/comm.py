@@ -27,9 +27,9 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 
-from .timing import _loop_time
+from planner.hardware import COLLECTIVE_KINDS as KINDS
 
-KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
+from .timing import _loop_time
 
 
 class CommError(RuntimeError):

@@ -63,7 +63,7 @@ def test_xdit_device_order_reproduces_the_placed_groups(text, order):
     ranks) are exactly the placed layout's groups (over physical GPUs)."""
     from planner.layout import XDIT_ORDER, layout_for
     from planner.plan import parse_plan
-    from planner.xdit import device_order
+    from planner.engines.devices import device_order
     plan = parse_plan(text)
     n = plan.gpus
     lists, why = device_order(plan, order, (0,) * n)
@@ -78,7 +78,7 @@ def test_xdit_device_order_reproduces_the_placed_groups(text, order):
 
 def test_xdit_device_order_says_when_ranks_must_change_nodes():
     from planner.plan import parse_plan
-    from planner.xdit import device_order
+    from planner.engines.devices import device_order
     lists, why = device_order(parse_plan("cfg=2 pipefusion=8"), ("cfg", "pipefusion"), (0,) * 8 + (1,) * 8)
     assert lists is None and "node 1" in why
 

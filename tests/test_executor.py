@@ -72,7 +72,7 @@ def _check(job, fid):
     plan = parse_plan(job.plan)
     if job.dtype == "bf16":          # exact plans only reorder sums: bf16 rounding, not staleness
         assert fid["psnr"] >= BF16_DB, fid
-    elif is_exact(plan) or (job.tolerance == 0 and "paradigms" in job.plan and not plan.schedule):
+    elif is_exact(plan) or (job.tolerance == 0 and "paradigms" in job.plan and not plan.segments):
         assert fid["max_rel_err"] < EXACT, fid
     else:
         keys = {k for p in plan.plans() for k in p.keys}

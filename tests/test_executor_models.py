@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from executor.context import Ctx
 from executor.models import PRESETS, State, build_model, conditioning
 from executor.sampler import Schedule, segments
-from executor.strategies import MODULES, ring
+from executor.strategies import RUNNERS, ring
 from planner import zoo
 from planner.plan import parse_plan
 from planner.strategies import STRATEGIES
@@ -118,7 +118,10 @@ def test_segments_follow_plan_at():
     assert all(plan.plan_at(s) == p for p, a, b in segs for s in range(a, b + 1))
 
 
-def test_one_module_per_planner_strategy():
-    assert set(MODULES) == set(STRATEGIES)
-    for key, mod in MODULES.items():
+def test_one_module_and_runner_per_planner_strategy():
+    import importlib
+    assert set(RUNNERS) == set(STRATEGIES)
+    for key in STRATEGIES:
+        mod = importlib.import_module(f"executor.strategies.{key}")
         assert mod.__doc__ and mod.__doc__.lstrip().startswith(f"{key}:"), key
+        assert (RUNNERS[key].loop is not None) == (STRATEGIES[key].owns_loop or key == "serial"), key

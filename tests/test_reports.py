@@ -102,7 +102,8 @@ def test_reports_are_self_contained(reports):
         html = reports[name].read_text()
         assert html.count("<script src=") == 0, name          # plotly.js inlined, no CDN
         assert html.count("Plotly.newPlot") == len(figure_ids(html)) > 0, name
-    assert figure_ids(reports["plan"].read_text()) == ["fig-breakdown", "fig-pareto", "fig-timeline", "fig-cluster"]
+    assert figure_ids(reports["plan"].read_text()) == ["fig-breakdown", "fig-pareto", "fig-engines", "fig-timeline",
+                                                      "fig-cluster"]
     assert figure_ids(reports["run-sweep"].read_text()) == ["fig-latency", "fig-steps", "fig-fidelity", "fig-ranks"]
     assert figure_ids(reports["validate"].read_text()) == ["fig-scatter", "fig-by-source", "fig-by-gpu",
                                                           "fig-by-strategy"]
@@ -125,7 +126,7 @@ def test_plan_json_is_extended_additively_and_rebuilds_the_same_report(reports):
         assert sorted(r for g in groups for r in g) == list(range(doc["layout"]["ranks"])), dim
     # the figures of `plan --report` and of `report plan saved.json` are the same
     plots = [re.findall(r"Plotly\.newPlot\((.*?)\)\s*};", reports[k].read_text(), re.S) for k in ("plan", "plan-json")]
-    assert len(plots[0]) == 4 and plots[0] == plots[1]
+    assert len(plots[0]) == 5 and plots[0] == plots[1]
 
 
 def test_plan_trace_is_chrome_trace_format(reports):

@@ -1,56 +1,68 @@
 """The executor's strategies: one module per plan key, named as in planner/strategies/.
 
-Three kinds, as in the planner:
-- batch strategies (cfg, dp) choose which images and guidance branches a rank computes;
-- layer strategies (ulysses, ring, tp, sync_patch, distrifusion, naive_patch, dsp; usp.py
-  composes ulysses with ring) give the ctx that layers call for attention, conv halos,
-  group norms and all-reduces;
-- schedule strategies (pipefusion, asyncdiff, paradigms, parastep, hybridiff) own the
-  step loop ("driver" in planner/strategies/base.py); every other plan runs the blocks
-  in order each step (serial.py's Layerwise).
+Each module registers a Runner (runner.py) under its planner key; usp.py registers
+Ulysses and Ring, which share one ctx. Three kinds, as in the planner:
+- batch strategies (cfg, dp) choose which images and guidance branches a rank computes
+  (runtime.Setup applies them);
+- layer strategies (ulysses, ring, tp, sync_patch, distrifusion, naive_patch, dsp) give
+  the ctx that layers call for attention, conv halos, group norms and all-reduces;
+- loop strategies (pipefusion, asyncdiff, paradigms, parastep, hybridiff) own the
+  denoising loop (planner Strategy.owns_loop); every other plan runs the blocks in order
+  each step (serial.py's Layerwise).
 
-`driver_for(plan)` returns the object that advances a segment's steps:
-    driver.model(setup) -> the rank's model     driver.run(setup, x, steps) -> latent
+    loop_for(plan)   the object that advances a segment's steps:
+                     loop.model(setup) -> the rank's model    loop.run(setup, x, steps) -> latent
+    layer_ctx(setup) the ctx of a plan that runs its blocks in order
+
+A planner strategy without a runner, or a runner whose loop disagrees with the
+planner's `owns_loop`, fails at import.
 """
 from __future__ import annotations
 
 from planner.plan import Plan
 from planner.strategies import STRATEGIES as PLANNER_STRATEGIES
 
-from . import (asyncdiff, cfg, distrifusion, dp, dsp, hybridiff, naive_patch, paradigms, parastep, pipefusion, ring,
-               serial, sync_patch, tp, ulysses, usp)
+from . import (asyncdiff, cfg, distrifusion, dp, dsp, hybridiff, naive_patch, paradigms, parastep, pipefusion,
+               serial, sync_patch, tp, usp)
+from .runner import Runner
 
-# plan key -> module; the same keys as the planner's registry (tests check it)
-MODULES = {"serial": serial, "cfg": cfg, "dp": dp, "ulysses": ulysses, "ring": ring, "tp": tp,
-           "pipefusion": pipefusion, "distrifusion": distrifusion, "sync_patch": sync_patch,
-           "naive_patch": naive_patch, "asyncdiff": asyncdiff, "paradigms": paradigms, "parastep": parastep,
-           "hybridiff": hybridiff, "dsp": dsp}
-
-DRIVERS = {"pipefusion": pipefusion.PipeFusion, "asyncdiff": asyncdiff.AsyncDiff, "paradigms": paradigms.ParaDiGMS,
-           "parastep": parastep.ParaStep, "hybridiff": hybridiff.Hybridiff}
-
-assert set(MODULES) == set(PLANNER_STRATEGIES), "executor and planner strategies must share their keys"
+RUNNERS: dict[str, Runner] = {r.key: r for r in (
+    serial.RUNNER, cfg.RUNNER, dp.RUNNER, tp.RUNNER, *usp.RUNNERS, distrifusion.RUNNER, sync_patch.RUNNER,
+    naive_patch.RUNNER, dsp.RUNNER, pipefusion.RUNNER, asyncdiff.RUNNER, paradigms.RUNNER, parastep.RUNNER,
+    hybridiff.RUNNER)}
 
 
-def driver_for(plan: Plan):
+def _check() -> None:
+    missing = sorted(set(PLANNER_STRATEGIES) - set(RUNNERS))
+    unknown = sorted(set(RUNNERS) - set(PLANNER_STRATEGIES))
+    if missing or unknown:
+        raise ImportError(f"executor runners must match the planner's strategies: no runner for {missing}, "
+                          f"no planner strategy for {unknown}")
+    for key, r in RUNNERS.items():
+        owns = PLANNER_STRATEGIES[key].owns_loop or key == "serial"
+        if owns != (r.loop is not None) or (r.loop is not None and r.ctx is not None):
+            raise ImportError(f"executor runner '{key}': a loop exactly when the planner's strategy owns the "
+                              f"denoising loop (owns_loop={owns}), and then no ctx")
+
+
+_check()
+
+
+def loop_for(plan: Plan):
     for key in plan.keys:
-        if key in DRIVERS:
-            return DRIVERS[key]()
+        if RUNNERS[key].loop is not None:
+            return RUNNERS[key].loop()
     return serial.Layerwise()
 
 
 def layer_ctx(setup):
-    """The ctx of a plan that runs its blocks in order (no schedule strategy)."""
-    p = setup.plan
-    tp_group = setup.group("tp")
-    if p.degree("dsp") > 1:
-        return dsp.ctx(setup)
-    for key, mod in (("distrifusion", distrifusion), ("sync_patch", sync_patch), ("naive_patch", naive_patch)):
-        if p.degree(key) > 1:
-            return mod.ctx(setup)
-    if p.degree("ulysses") > 1 or p.degree("ring") > 1:
-        return usp.ctx(setup)
-    return setup.rt.new_ctx(tp=tp_group)
+    """The ctx of a plan that runs its blocks in order (no loop strategy): its layer
+    strategy's (a legal plan has at most one, Ulysses and Ring sharing theirs), else the
+    plain ctx with the plan's TP group."""
+    for key in setup.plan.keys:
+        if RUNNERS[key].ctx is not None:
+            return RUNNERS[key].ctx(setup)
+    return setup.rt.new_ctx(tp=setup.group("tp"))
 
 
-__all__ = ["driver_for", "layer_ctx", "MODULES", "DRIVERS", "usp"]
+__all__ = ["loop_for", "layer_ctx", "RUNNERS", "Runner"]

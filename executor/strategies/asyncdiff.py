@@ -22,6 +22,7 @@ from __future__ import annotations
 from planner.strategies import STRATEGIES
 
 from ..models import State
+from .runner import Runner
 
 
 class AsyncDiff:
@@ -82,3 +83,6 @@ class AsyncDiff:
         rt.extra["asyncdiff_rounds"] = rounds
         rt.extra["asyncdiff_warmup_steps"] = warm
         return setup.gather(lat)
+
+
+RUNNER = Runner("asyncdiff", loop=AsyncDiff)

@@ -6,13 +6,29 @@ do inside the branch). After each evaluation the two noise predictions are all-g
 over the cfg group (a latent-sized tensor) and both ranks apply the guidance and the
 scheduler update, so their latents stay identical. Exact.
 
-The work is done by runtime.Setup: `branches` picks the rank's branch from its cfg
-coordinate and `guided` all-gathers and combines. This module names the rule.
+runtime.Setup asks `branches` which branches a rank evaluates, and `gather_branches`
+for the peer's prediction before it combines them (Setup.guided).
 """
 from __future__ import annotations
+
+from .runner import Runner
 
 BRANCHES = ("cond", "uncond")    # cfg coordinate -> branch
 
 
-def branch(coord: int) -> str:
-    return BRANCHES[coord]
+def branches(setup) -> tuple[str, ...]:
+    """The guidance branches this rank evaluates."""
+    if not setup.job.cfg:
+        return ("cond",)
+    if setup.plan.degree("cfg") == 2:
+        return (BRANCHES[setup.coords["cfg"]],)
+    return BRANCHES
+
+
+def gather_branches(setup, eps):
+    """(conditional, unconditional) noise predictions from this rank's and its cfg peer's."""
+    c, u = setup.rt.world.comm.all_gather(eps, setup.group("cfg")).unbind(0)
+    return c, u
+
+
+RUNNER = Runner("cfg")

@@ -19,6 +19,7 @@ import torch
 
 from ..context import Ctx, sdpa_text
 from ..spatial import Rows, StaleGather
+from .runner import Runner
 
 EXCHANGE = {"stale": "async", "sync": "sync", "none": "none"}
 
@@ -62,3 +63,6 @@ class PatchCtx(Ctx):
 def ctx(setup, mode: str = "stale"):
     key = {"stale": "distrifusion", "sync": "sync_patch", "none": "naive_patch"}[mode]
     return setup.rt.new_ctx(PatchCtx, tp=setup.group("tp"), group=setup.group(key), mode=mode)
+
+
+RUNNER = Runner("distrifusion", ctx=ctx)

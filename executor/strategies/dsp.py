@@ -10,6 +10,7 @@ frames. No head-count limit. Exact.
 from __future__ import annotations
 
 from ..context import Ctx
+from .runner import Runner
 
 
 class DspCtx(Ctx):
@@ -42,3 +43,6 @@ class DspCtx(Ctx):
 
 def ctx(setup):
     return setup.rt.new_ctx(DspCtx, tp=setup.group("tp"), group=setup.group("dsp"))
+
+
+RUNNER = Runner("dsp", ctx=ctx)

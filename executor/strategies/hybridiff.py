@@ -28,6 +28,7 @@ from planner.strategies import STRATEGIES
 
 from ..models import State
 from ..sampler import guide
+from .runner import Runner
 
 
 def handover_cut(setup) -> int | None:
@@ -122,3 +123,6 @@ class Hybridiff:
                 ms["cfg"] = round(1e3 * sum(rest) / len(rest), 1)
             rt.extra["hybridiff_step_ms"] = ms
         return setup.gather(lat)
+
+
+RUNNER = Runner("hybridiff", loop=Hybridiff)

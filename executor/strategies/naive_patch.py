@@ -8,7 +8,11 @@ approximate. (distrifusion.PatchCtx in mode "none".)
 from __future__ import annotations
 
 from . import distrifusion
+from .runner import Runner
 
 
 def ctx(setup):
     return distrifusion.ctx(setup, mode="none")
+
+
+RUNNER = Runner("naive_patch", ctx=ctx)

@@ -14,6 +14,7 @@ the rounding of the sums); a larger tolerance trades fidelity for fewer iteratio
 from __future__ import annotations
 
 import torch
+from .runner import Runner
 
 
 class ParaDiGMS:
@@ -59,3 +60,6 @@ class ParaDiGMS:
         rt.extra["paradigms_evaluations_per_rank"] = iters
         rt.extra["paradigms_window_evaluations"] = evals
         return setup.gather(xs[total])
+
+
+RUNNER = Runner("paradigms", loop=ParaDiGMS)

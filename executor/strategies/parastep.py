@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from planner.strategies import STRATEGIES
+from .runner import Runner
 
 
 class ParaStep:
@@ -51,3 +52,6 @@ class ParaStep:
             rounds += 1
         rt.extra["parastep_rounds"] = rounds
         return setup.gather(lat)
+
+
+RUNNER = Runner("parastep", loop=ParaStep)

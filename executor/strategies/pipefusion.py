@@ -34,6 +34,7 @@ from ..context import Ctx, sdpa_text
 from ..models import State
 from ..spatial import Rows
 from . import ring, tp, ulysses
+from .runner import Runner
 
 FWD, LAT = 11, 21     # p2p tags: boundary States forward, latent patches back to stage 0
 
@@ -185,3 +186,6 @@ class PipeFusion:
 def rt_slice_set(rt, lat: torch.Tensor, units, value: torch.Tensor) -> None:
     """lat[units] = value (lat holds every unit of this rank's images)."""
     rt.units_slice(lat, units).copy_(value)
+
+
+RUNNER = Runner("pipefusion", loop=PipeFusion)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from planner.strategies import warmup_steps
 
 from . import hybridiff, tp
+from .runner import Runner
 
 
 class Layerwise:
@@ -21,9 +22,8 @@ class Layerwise:
         return tp.build_sharded(setup)
 
     def run(self, setup, x, steps):
-        from . import layer_ctx
         sched = setup.rt.sched
-        ctx = layer_ctx(setup)
+        ctx = setup.layer_ctx()
         units = setup.chunk(setup.seq.index, setup.seq.size)
         ctx.set_units(*units)
         xl = setup.take(x, units)
@@ -43,3 +43,6 @@ class Layerwise:
             setup.rt.carry["hybridiff"] = {"step": steps[-1], "cut": state, "uncond": setup.last_uncond}
         ctx.finish()
         return setup.gather(xl)
+
+
+RUNNER = Runner("serial", loop=Layerwise)   # also the loop of every plan no strategy owns

@@ -8,7 +8,11 @@ U-Net convs / group norms exchange fresh boundary rows and statistics. Exact.
 from __future__ import annotations
 
 from . import distrifusion
+from .runner import Runner
 
 
 def ctx(setup):
     return distrifusion.ctx(setup, mode="sync")
+
+
+RUNNER = Runner("sync_patch", ctx=ctx)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from .runner import Runner
 
 
 def _take(t: torch.Tensor, dim: int, index: int, parts: int, blocks=None) -> torch.Tensor:
@@ -60,3 +61,6 @@ def shard(model: nn.Module, group) -> None:
         m.weight = nn.Parameter(_take(m.weight.data, dim, i, n, blocks), requires_grad=False)
         if role == "col" and getattr(m, "bias", None) is not None:
             m.bias = nn.Parameter(_take(m.bias.data, 0, i, n, blocks), requires_grad=False)
+
+
+RUNNER = Runner("tp")        # its group rides in every ctx (Ctx.tp_reduce)

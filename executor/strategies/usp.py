@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..context import Ctx, sdpa_text
 from ..spatial import Rows
 from . import ring, ulysses
+from .runner import Runner
 
 
 class SequenceCtx(Ctx):
@@ -44,3 +45,7 @@ class SequenceCtx(Ctx):
 def ctx(setup):
     return setup.rt.new_ctx(SequenceCtx, tp=setup.group("tp"), uly=setup.group("ulysses"),
                             ring_group=setup.group("ring"), seq=setup.seq)
+
+
+# Ulysses and Ring share one ctx, with or without each other
+RUNNERS = (Runner("ulysses", ctx=ctx), Runner("ring", ctx=ctx))

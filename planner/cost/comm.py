@@ -35,9 +35,9 @@ from collections import defaultdict
 from typing import Sequence
 
 from ..cluster import Cluster
-from ..hardware import Profile
+from ..hardware import COLLECTIVE_KINDS, Profile
 
-KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p")
+KINDS = COLLECTIVE_KINDS      # what collective_time understands
 
 # Pattern: (latency s, ((link id, seconds per byte of nbytes), ...) largest first, max group size)
 _Pattern = tuple[float, tuple[tuple[str, float], ...], int]

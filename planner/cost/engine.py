@@ -1,29 +1,48 @@
-"""Per-block costs of one rank and the default (layer-wise) step schedule.
+"""Per-block costs of one rank and the default (layer-wise) denoising loop.
 
-`Engine` gathers what every schedule needs for one plan: the rank's local share of a
+`Engine` gathers what every loop needs for one plan: the rank's local share of a
 denoiser call (samples and shard, combined from the plan's strategies), per-block
-compute and communication times, and collective times on the plan's rank groups.
-Strategies that reorder work over blocks or steps (pipefusion, asyncdiff, paradigms,
-parastep, hybridiff) build their own schedule from these pieces; every other plan runs
-the blocks in order, which `layerwise` schedules here.
+compute and communication times, collective times on the plan's rank groups, and the
+stage cuts and per-stage GPUs of pipelines. Strategies that reorder work over blocks or
+steps (Strategy.owns_loop: pipefusion, asyncdiff, paradigms, parastep, hybridiff) build
+their own loop from these pieces; every other plan runs the blocks in order, which
+`layerwise` times here.
+
+How stages are cut and tokens split over unequal GPUs is the engine's `Solvers`: exact
+dynamic programs by default; the search injects planner/ilp's integer programs.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from ..cluster import Cluster
 from ..hardware import GpuSpec, Profile
+from ..layout import Layout
 from ..plan import Plan
 from ..spec import ModelSpec, Scenario
-from ..strategies import STRATEGIES, scheduling_strategy, warmup_steps
+from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
-from . import compute
+from ..timeline import COMM, COMPUTE, HIDDEN, LoopTime, Timeline, summarise
+from . import compute, hetero, memory, partition
 from .comm import collective_time
-from ..layout import Layout
-from .timeline import COMM, COMPUTE, Timeline
+
+
+@dataclass(frozen=True)
+class Solvers:
+    """How the engine cuts pipeline stages and splits tokens over unequal GPUs:
+    partition(costs, parts, mem=, caps=) -> partition.Partition and
+    split_rows(a, b, total) -> hetero.RowSplit. Both defaults are exact (a DP and a greedy
+    rule); planner/ilp.SOLVERS states the same choices as integer programs."""
+
+    partition: Callable = partition.exact_partition
+    split_rows: Callable = hetero.greedy_rows
+
+
+EXACT = Solvers()
 
 
 
@@ -43,6 +62,21 @@ class BlockCosts:
     attn_extra: np.ndarray    # what Ring's K/V passes add beyond the attention they overlap
     async_comm: np.ndarray    # asynchronous collectives hidden under the whole step
     sent: np.ndarray          # bytes this rank sends per block
+    exposed: dict = field(default_factory=dict)     # dim -> blocking + attn_extra per block
+    asynchronous: dict = field(default_factory=dict)  # dim -> async_comm per block
+
+    def exposed_dims(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> dict[str, float]:
+        """pass_time - compute over `sel`, by parallel dimension: the blocking and ring
+        parts of each dimension, and the exposed part of the asynchronous collectives in
+        proportion to each dimension's seconds of them."""
+        out = {d: float(a[sel].sum()) for d, a in self.exposed.items()}
+        k = float(self.async_comm[sel].sum())
+        if k > 0:
+            base = float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+            shown = k if sync else float(overlapped(base, k, eta)) - base
+            for d, a in self.asynchronous.items():
+                out[d] = out.get(d, 0.0) + shown * float(a[sel].sum()) / k
+        return {d: v for d, v in out.items() if v > 0}
 
     def pass_time(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
         """One pass over the blocks `sel`, in order. sync=True: asynchronous collectives
@@ -55,62 +89,71 @@ class BlockCosts:
         return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum())
 
 
-@dataclass
-class Denoise:
-    """A schedule's answer: the denoising loop's time on the critical rank and its parts.
-
-    compute, comm and other are what every step would cost in steady state; whatever
-    the loop takes beyond them (synchronous warm-up steps, pipeline fill and bubbles) is
-    the bubble."""
-
-    total: float
-    steady_step: float
-    compute: float            # compute on the critical rank, all steps at steady state
-    comm: float               # exposed communication, all steps at steady state
-    other: float              # per-step scheduler/launch overheads
-    comm_bytes_per_step: float
-    timeline: Timeline | None = None
-    rank_blocks: list[slice] | None = None   # blocks each pipeline stage holds (None: all)
-    cuts: list[slice] | None = None          # the schedule's partition of the blocks, if any
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def bubble(self) -> float:
-        return max(0.0, self.total - self.compute - self.comm - self.other)
-
-
 class Engine:
     def __init__(self, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
-                 plan: Plan, layout: Layout):
+                 plan: Plan, layout: Layout, solvers: Solvers = EXACT):
         self.model, self.sc, self.cluster, self.profile = model, sc, cluster, profile
-        self.plan, self.layout = plan, layout
+        self.plan, self.layout, self.solvers = plan, layout, solvers
         self.eta = profile.calibration.overlap_eff
         self.table = compute.op_table(model)
-        split, shard = 1, Shard()
+        shard = Shard()
         for key, d in plan.degrees:
-            s = STRATEGIES[key]
-            split *= s.batch_split(d)
-            shard = shard * s.shard(d, plan)
-        self.local = Local(batch=sc.branches / split, shard=shard, elem=sc.elem_bytes,
-                           tp=plan.degree("tp"), sp=shard.seq, latent=model.latent_shape[1:])
+            shard = shard * STRATEGIES[key].shard(d, plan)
+        self.local = Local(batch=samples_per_rank(plan, sc.branches), shard=shard, elem=sc.elem_bytes,
+                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:])
         ranks = range(plan.gpus)
         self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
         self._costs: dict = {}
         self._comm: dict = {}       # comm_time memo (layout-dependent: copies with another layout reset it)
-        # Hook (planner/ilp/hetero.py): on mixed GPUs a layer-wise sequence/patch split gives
-        # each rank rows in proportion to its speed instead of running all at the slowest pace.
-        self.split = None
-        if not cluster.uniform:
-            from ..ilp.hetero import token_split
-            self.split = token_split(self)
+        # on mixed GPUs a layer-wise sequence/patch split gives each rank rows in
+        # proportion to its speed instead of running all at the slowest pace (hetero.py)
+        self.split = None if cluster.uniform else hetero.token_split(self)
 
     def for_gpu(self, gpu: GpuSpec) -> "Engine":
-        """This engine with every rank on `gpu` (hook for planner/ilp/hetero.stage_engines:
-        a pipeline stage's costs on its own GPU). Shares nothing mutable with self."""
+        """This engine with every rank on `gpu` (a pipeline stage's costs on its own GPU).
+        Shares nothing mutable with self."""
         e = copy.copy(self)
         e.gpu, e.split, e._costs = gpu, None, {}
         return e
+
+    # ---------------------------------------------------------------- pipeline stages
+    def stage_engines(self, key: str) -> list["Engine"]:
+        """One engine per pipeline stage of dimension `key`, on the slowest GPU at that
+        stage's position in its groups (this engine for all stages on uniform GPUs)."""
+        groups = self.layout.groups(key)
+        gpus = self.cluster.gpus
+        size = len(groups[0])
+        per_stage = [min((gpus[g[s]] for g in groups), key=lambda x: x.peak(self.sc.dtype)) for s in range(size)]
+        if len({g.id for g in per_stage}) <= 1:
+            return [self] * size
+        made = {}
+        for g in per_stage:
+            if g.id not in made:
+                made[g.id] = self.for_gpu(g)
+        return [made[g.id] for g in per_stage]
+
+    def stage_cuts(self, rows: list, key: str) -> partition.Partition:
+        """Stage cuts for the pipeline dimension `key` (Strategy.stage_cuts). rows: each
+        stage's per-block time on its own GPU (stage_engines). A strategy whose stages hold
+        only their blocks' weights (Strategy.stage_weights: PipeFusion) gets per-stage
+        memory caps; one that keeps the whole model on every device (AsyncDiff) only
+        balances time. The cuts depend on block costs and memory, not on the step count:
+        memoised in the cost cache, which copies made for other step counts share."""
+        parts = len(rows)
+        memo = ("stage_cuts", key, parts)
+        if memo not in self._costs:
+            uniform = all(r is rows[0] or np.array_equal(r, rows[0]) for r in rows)
+            costs = rows[0] if uniform else np.vstack(rows)
+            mem = caps = None
+            if STRATEGIES[key].stage_weights:
+                mem, caps = memory.stage_caps(self, key, parts)
+            self._costs[memo] = self.solvers.partition(costs, parts, mem=mem, caps=caps)
+        return self._costs[memo]
+
+    def balanced_cuts(self, costs, parts: int) -> list[slice]:
+        """Contiguous cuts minimising the slowest part, no memory caps (partition.py)."""
+        return partition.balanced_cuts(costs, parts)
 
     # ---------------------------------------------------------------- communication
     def comm_time(self, c: Comm) -> float:
@@ -155,6 +198,13 @@ class Engine:
         cs = self.step_comms(local)
         return sum(self.comm_time(c) for c in cs), sum(c.nbytes * c.count for c in cs)
 
+    def after_step_dims(self, local: Local | None = None) -> dict[str, float]:
+        """after_step's seconds by parallel dimension."""
+        out: dict[str, float] = {}
+        for c in self.step_comms(local):
+            out[c.dim] = out.get(c.dim, 0.0) + self.comm_time(c)
+        return out
+
     def step_overhead(self) -> float:
         """Per denoising step, outside the network (Calibration.step_*)."""
         c = self.profile.calibration
@@ -183,6 +233,8 @@ class Engine:
             comp, attn = self.split.block_compute(self, local)
         n = len(self.model.blocks)
         blocking, ring, async_c, sent = (np.zeros(n) for _ in range(4))
+        exposed: dict[str, np.ndarray] = {}
+        asynchronous: dict[str, np.ndarray] = {}
         strategies = [(k, d) for k, d in self.plan.degrees if keys is None or k in keys]
         for i, block in enumerate(self.model.blocks):
             for k, d in strategies:
@@ -191,14 +243,18 @@ class Engine:
                     sent[i] += c.nbytes * c.count
                     if c.overlap == BLOCKING:
                         blocking[i] += secs
+                        exposed.setdefault(c.dim, np.zeros(n))[i] += secs
                     elif c.overlap == IN_ATTENTION:
                         # c.count passes, each hiding under one of (count+1) attention chunks
                         chunk = attn[i] / (c.count + 1)
                         per = secs / c.count
-                        ring[i] += c.count * (overlapped(chunk, per, self.eta) - chunk)
+                        extra = c.count * (overlapped(chunk, per, self.eta) - chunk)
+                        ring[i] += extra
+                        exposed.setdefault(c.dim, np.zeros(n))[i] += extra
                     elif c.overlap == IN_STEP:
                         async_c[i] += secs
-        costs = BlockCosts(comp, blocking, ring, async_c, sent)
+                        asynchronous.setdefault(c.dim, np.zeros(n))[i] += secs
+        costs = BlockCosts(comp, blocking, ring, async_c, sent, exposed, asynchronous)
         self._costs[key] = costs
         return costs
 
@@ -206,49 +262,51 @@ class Engine:
     def warmup_steps(self) -> int:
         return min(self.sc.steps, warmup_steps(self.plan))
 
-    def layerwise(self, detail: bool) -> Denoise:
+    def layerwise(self, detail: bool) -> LoopTime:
         """Every rank runs all blocks in order on its share; warm-up steps (if a strategy
-        has them) wait for their asynchronous collectives."""
+        has them) wait for their asynchronous collectives. Every rank does the same work,
+        so one timeline row stands for all of them: unit 0 is a warm-up step (if any),
+        unit 1 a steady one."""
         sc, costs = self.sc, self.block_costs()
         warm = self.warmup_steps()
-        gather_s, gather_b = self.after_step()
-        other = self.step_overhead()
-        steady = costs.pass_time(eta=self.eta) + gather_s + other
-        warm_step = costs.pass_time(eta=self.eta, sync=True) + gather_s + other
-        total = warm * warm_step + (sc.steps - warm) * steady
-        compute_s = float(costs.compute.sum())
-        tl = self._layerwise_timeline(costs, warm, gather_s, other) if detail else None
-        return Denoise(total, steady, compute_s * sc.steps, (steady - other - compute_s) * sc.steps,
-                       other * sc.steps, float(costs.sent.sum()) + gather_b, tl)
-
-    def _layerwise_timeline(self, costs: BlockCosts, warm: int, gather_s: float, other: float) -> Timeline:
-        """The first steps, block by block. Every rank does the same work, so one row
-        stands for all of them."""
         n = self.plan.gpus
         tl = Timeline(1, [f"each of {n} ranks" if n > 1 else "rank 0"])
-        pending = 0.0   # when the asynchronous collectives issued so far complete
-        for s in range(min(self.sc.steps, warm + 2)):
+        units = []
+        for step, count, sync in ((0, warm, True), (1, sc.steps - warm, False)):
+            if count > 0:
+                self._layerwise_step(tl, costs, step, sync, detail)
+                units.append((step, count))
+        _, gather_b = self.after_step()
+        return summarise(tl, units, warmup={0}, comm_bytes_per_step=float(costs.sent.sum()) + gather_b)
+
+    def _layerwise_step(self, tl: Timeline, costs: BlockCosts, step: int, sync: bool, detail: bool) -> None:
+        """One step on the timeline: the blocks (one task, or block by block), the exposed
+        communication of each dimension, the once-per-step collectives, the scheduler."""
+        if detail:
             for i, b in enumerate(self.model.blocks):
-                end = tl.add(0, COMPUTE, costs.compute[i] + costs.attn_extra[i], label=b.name, step=s)
-                if costs.blocking[i] > 0:
-                    end = tl.add(0, COMM, costs.blocking[i], after=end, label=f"{b.name} collective", step=s)
-                    tl.wait(0, end)
+                tl.add(0, COMPUTE, costs.compute[i], label=b.name, step=step)
+                for d, a in costs.exposed.items():
+                    tl.block(0, a[i], label=f"{b.name} {d}", step=step, dim=d)
                 if costs.async_comm[i] > 0:
-                    pending = tl.add(0, COMM, costs.async_comm[i], after=end, label=f"{b.name} async", step=s)
-                    if s < warm:
-                        tl.wait(0, pending)
-            end = max(tl.free_at(0), pending)
-            if gather_s > 0:
-                end = tl.add(0, COMM, gather_s, after=end, label="noise-prediction gather", step=s)
-            tl.wait(0, end)
-            tl.add(0, COMPUTE, other, label="scheduler", step=s)
-        return tl
+                    tl.add(0, COMM, costs.async_comm[i], after=tl.free_at(0), label=f"{b.name} async", step=step,
+                           part=HIDDEN, occupy=False)
+            hidden_exposed = costs.exposed_dims(eta=self.eta, sync=sync)
+            for d in costs.exposed:
+                hidden_exposed[d] = hidden_exposed.get(d, 0.0) - float(costs.exposed[d].sum())
+            for d, secs in hidden_exposed.items():
+                tl.block(0, secs, label=f"{d} async (exposed)", step=step, dim=d)
+        else:
+            tl.add(0, COMPUTE, float(costs.compute.sum()), label="denoiser", step=step)
+            for d, secs in costs.exposed_dims(eta=self.eta, sync=sync).items():
+                tl.block(0, secs, label=f"{d} communication", step=step, dim=d)
+        for d, secs in self.after_step_dims().items():
+            tl.block(0, secs, label="noise-prediction gather", step=step, dim=d)
+        tl.host(0, self.step_overhead(), after=tl.free_at(0), step=step)
 
 
-def schedule(engine: Engine, detail: bool) -> Denoise:
-    """The denoising loop under the plan: the plan's scheduling strategy if it has one."""
-    s = scheduling_strategy(engine.plan)
+def denoise(engine: Engine, detail: bool) -> LoopTime:
+    """The denoising loop under the plan: its loop strategy's, else layer-wise."""
+    s = loop_strategy(engine.plan)
     if s is None:
         return engine.layerwise(detail)
-    key = s.key
-    return s.schedule(engine.plan.degree(key), engine, detail)
+    return s.loop(engine.plan.degree(s.key), engine, detail)

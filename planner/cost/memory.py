@@ -14,8 +14,11 @@ VAE decode + runtime.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..spec import MemoryBreakdown
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, images_per_rank
+from ..strategies.base import Shard
 from . import compute
 
 GiB = 2**30
@@ -25,13 +28,25 @@ RUNTIME_BYTES = 1.0 * GiB
 NCCL_BYTES_PER_GROUP = 0.2 * GiB
 
 
+def weight_split(plan) -> int:
+    """Divisor of the denoiser weights a rank holds (Strategy.weight_split: TP)."""
+    n = 1
+    for k, d in plan.degrees:
+        n *= STRATEGIES[k].weight_split(d)
+    return n
+
+
+def vae_activations(model, images: float, elem: int) -> float:
+    """The VAE decoder's largest live activation for `images` images."""
+    vae = model.vae_decoder
+    return compute.activation_peak(compute.stage_table(vae), Shard(), 1, images, elem) if vae.ops else 0.0
+
+
 def memory(eng, rank_blocks) -> MemoryBreakdown:
     """Worst rank's peak. rank_blocks: the block slices of pipeline stages (None: all)."""
     model, plan, local, sc = eng.model, eng.plan, eng.local, eng.sc
     slices = rank_blocks or [slice(0, len(model.blocks))]
-    tsplit = 1
-    for k, d in plan.degrees:
-        tsplit *= STRATEGIES[k].weight_split(d)
+    tsplit = weight_split(plan)
     t = eng.table
     worst = None
     for sl in slices:
@@ -46,13 +61,33 @@ def memory(eng, rank_blocks) -> MemoryBreakdown:
         if worst is None or m.total() > worst.total():
             worst = m
     worst.text_encoders = sum(e.params for e in model.text_encoders) * local.elem
-    images = sc.batch / plan.degree("dp")
     vae = model.vae_decoder
-    vae_act = compute.activation_peak(compute.stage_table(vae), compute.Shard(), 1, images, local.elem) \
-        if vae.ops else 0.0
+    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem)
     # scope "denoise" (the loop alone, as DistriFusion-style harnesses time it with
     # output_type="latent") never decodes, so only the VAE's weights are resident
     decode = 0.0 if sc.scope == "denoise" else max(0.0, vae_act - worst.activations - worst.buffers)
     worst.vae = vae.params * local.elem + decode
     worst.runtime = RUNTIME_BYTES + NCCL_BYTES_PER_GROUP * len(plan.degrees)
     return worst
+
+
+def stage_caps(eng, key: str, parts: int):
+    """(per-block memory, per-stage caps) of a pipeline whose stages hold their own blocks'
+    weights (Engine.stage_cuts), two resources, following memory(): a stage's peak is its
+    weights + buffers + activations + the fixed parts (text encoders, VAE weights,
+    runtime), or, after the loop, its weights + the VAE decode's activations. Activations
+    are taken at the whole model's peak (a stage's own peak is at most that), so the caps
+    are safe."""
+    model, plan, local, sc = eng.model, eng.plan, eng.local, eng.sc
+    tsplit = weight_split(plan)
+    weights = np.array([b.params * local.elem / tsplit for b in model.blocks])
+    buffers = np.array([sum(STRATEGIES[k].buffer_bytes(d, plan, [b], local) for k, d in plan.degrees)
+                        for b in model.blocks])
+    whole = memory(eng, None)
+    fixed = whole.text_encoders + whole.runtime + model.vae_decoder.params * local.elem
+    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem)
+    groups = eng.layout.groups(key)
+    gpus = eng.cluster.gpus
+    cap = np.array([min(gpus[g[s]].memory_bytes for g in groups) for s in range(parts)], dtype=float)
+    caps = np.vstack([cap - fixed - whole.activations, cap - fixed - vae_act])
+    return np.vstack([weights + buffers, weights]), caps

@@ -9,7 +9,54 @@ same choice as an integer program and decides which of the two runs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Stage cuts and how they were found (the DP here, or planner/ilp/partition.py)."""
+
+    cuts: list[slice]
+    slowest: float                 # the objective: the slowest stage's time
+    method: str                    # "dp" | "ilp"
+    info: object | None = None     # planner.ilp.solver.SolveInfo of an integer program
+    feasible: bool = True          # False: no cut meets the caps; cuts ignore them
+
+    def sizes(self) -> list[int]:
+        return [c.stop - c.start for c in self.cuts]
+
+
+def cost_rows(costs, parts: int, speeds=None) -> np.ndarray:
+    """A (parts x blocks) matrix of per-stage block times from a 1-D cost vector and
+    stage speeds, or a given matrix as is."""
+    c = np.asarray(costs, dtype=float)
+    if c.ndim == 2:
+        if c.shape[0] != parts:
+            raise ValueError(f"cost matrix has {c.shape[0]} rows for {parts} stages")
+        return c
+    sp = np.ones(parts) if speeds is None else np.asarray(speeds, dtype=float)
+    return c[None, :] / sp[:, None]
+
+
+def meets_caps(cuts, mem, caps) -> bool:
+    if mem is None:
+        return True
+    m, k = np.atleast_2d(mem), np.atleast_2d(caps)
+    return all(m[r, c].sum() <= k[r, s] * (1 + 1e-12) for r in range(m.shape[0]) for s, c in enumerate(cuts))
+
+
+def exact_partition(costs, parts: int, mem=None, caps=None) -> Partition:
+    """The cost model's default stage partitioner: the exact DP (capped_cuts) for per-block
+    or per-stage costs with memory caps. When no cut meets the caps, the uncapped optimum
+    (the memory model then marks the plan as not fitting)."""
+    rows = cost_rows(costs, parts)
+    free_slowest, free = capped_cuts(rows, parts)
+    if meets_caps(free, mem, caps):     # caps only remove cuts: the free optimum stands
+        return Partition(free, free_slowest, "dp")
+    slowest, cuts = capped_cuts(rows, parts, None, mem, caps)
+    return Partition(cuts or free, slowest if cuts else free_slowest, "dp", feasible=cuts is not None)
 
 
 def balanced_cuts(costs, parts: int, speeds=None) -> list[slice]:

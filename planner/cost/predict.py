@@ -3,9 +3,11 @@
     latency = text encoders + denoising loop + VAE decode     (scope "pipeline")
             = denoising loop                                   (scope "denoise")
 
-The denoising loop comes from the plan's schedule (planner/cost/engine.py). A plan with
-a step schedule (`cfg=2 | 15-20: hybridiff=2 k=5`) runs each segment's plan for its
-steps, plus the cost of re-sharding the latents at every switch.
+The denoising loop comes from the plan's loop (planner/cost/engine.py `denoise`). A plan
+with step segments (`cfg=2 | 15-20: hybridiff=2 k=5`) runs each segment's plan for its
+steps, plus the cost of re-sharding the latents at every switch. `solvers` cut pipeline
+stages and split tokens over unequal GPUs (engine.Solvers: exact DPs by default, the
+integer programs where planner/ilp injects them).
 """
 from __future__ import annotations
 
@@ -16,20 +18,21 @@ from ..hardware import Profile
 from ..layout import Layout, layout_for
 from ..plan import Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
-from ..strategies import STRATEGIES, approx_steps, is_exact
+from ..strategies import STRATEGIES, approx_steps, images_per_rank, is_exact, samples_per_rank
 from . import compute
-from .engine import Denoise, Engine, schedule
+from ..timeline import LoopTime
+from .engine import EXACT, Engine, Solvers, denoise
 from .memory import memory
 
 
 def predict(plan: Plan, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
-            layout: Layout | None = None, detail: bool = False) -> Prediction:
+            layout: Layout | None = None, detail: bool = False, solvers: Solvers = EXACT) -> Prediction:
     """Assumes the plan is legal (planner/legality.py)."""
-    if plan.schedule:
-        return _predict_schedule(plan, model, sc, cluster, profile, layout, detail)
+    if plan.segments:
+        return _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers)
     layout = layout or layout_for(plan)
-    eng = Engine(model, sc, cluster, profile, plan, layout)
-    den = schedule(eng, detail)
+    eng = Engine(model, sc, cluster, profile, plan, layout, solvers)
+    den = denoise(eng, detail)
     text_s, vae_s = _stages(eng)
     mem = memory(eng, den.rank_blocks)
     return _prediction(plan, eng, den, text_s, vae_s, mem, detail)
@@ -41,28 +44,25 @@ def _stages(eng: Engine) -> tuple[float, float]:
     sc, plan = eng.sc, eng.plan
     if sc.scope == "denoise":
         return 0.0, 0.0
-    split = 1
-    for k, d in plan.degrees:
-        split *= STRATEGIES[k].batch_split(d)
-    prompts = sc.branches / split
+    prompts = samples_per_rank(plan, sc.branches)
     args = (sc.elem_bytes, sc.dtype, eng.gpu, eng.profile, sc.compiled)
     text = sum(compute.stage_time(e, prompts, *args) for e in eng.model.text_encoders)
-    vae = compute.stage_time(eng.model.vae_decoder, sc.batch / plan.degree("dp"), *args)
+    vae = compute.stage_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args)
     return text, vae
 
 
-def _prediction(plan, eng, den: Denoise, text_s, vae_s, mem, detail) -> Prediction:
+def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Prediction:
     bd = Breakdown(compute=den.compute, comm=den.comm, bubble=den.bubble, text_encoders=text_s,
-                   vae=vae_s, other=den.other)
+                   vae=vae_s, other=den.host, warmup=den.warmup, comm_dims=dict(den.comm_dims))
     capacity = min(eng.cluster.gpus[r].memory_bytes for r in range(plan.gpus))
     return Prediction(
-        plan=str(plan), latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
+        plan=plan, latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
         serial_latency_s=serial_latency(eng.model, eng.sc, eng.cluster, eng.profile),
         memory_bytes=mem.total(), capacity_bytes=capacity, exact=is_exact(plan), breakdown=bd,
         memory=mem, comm_bytes_per_step=den.comm_bytes_per_step, notes=list(den.notes),
         timeline=den.timeline if detail else None,
         stages=tuple((c.start, c.stop) for c in den.cuts or ()),
-        approx_steps=approx_steps(plan, eng.sc.steps))
+        approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s)
 
 
 _SERIAL: dict = {}
@@ -77,13 +77,9 @@ def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Pr
     if hit is None or hit[0] is not model or hit[1] is not cluster:
         eng = Engine(model, sc, cluster, profile, Plan(), layout_for(Plan()))
         text_s, vae_s = _stages(eng)
-        hit = (model, cluster, text_s + schedule(eng, False).total + vae_s)
+        hit = (model, cluster, text_s + denoise(eng, False).total + vae_s)
         _SERIAL[key] = hit
     return hit[2]
-
-
-# Plan keys that leave each rank with a slice of the latent between steps.
-LATENT_SPLIT_KEYS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
 
 
 def reshard_s(eng: Engine) -> float:
@@ -93,15 +89,22 @@ def reshard_s(eng: Engine) -> float:
     of the loop (xDiT gathers once, after the last step), so they all-gather them; a
     PipeFusion pipeline's last stage holds the updated latent and broadcasts it to the
     other stages; CFG, data, tensor, AsyncDiff and step-parallel plans already hold it
-    whole on every rank. Stale K/V and activations are not moved: a strategy switched in
+    whole on every rank (Strategy.leave_comm). Stale K/V and activations are not moved: a strategy switched in
     rebuilds them in its own synchronous warm-up steps, which its run already pays.
-    Used by _predict_schedule and by planner/ilp/schedule_modes.py, so that the schedule
+    Used by _predict_segments and by planner/ilp/schedule_modes.py, so that the schedule
     integer program and predict() cost a switch the same way."""
-    latent = eng.model.latent_elems() * eng.sc.batch / eng.plan.degree("dp") * eng.sc.elem_bytes
-    t = sum(eng.collective("all_gather", k, latent) for k in LATENT_SPLIT_KEYS if eng.plan.degree(k) > 1)
-    if eng.plan.degree("pipefusion") > 1:
-        t += eng.collective("broadcast", "pipefusion", latent)
-    return t
+    return sum(reshard_dims(eng).values())
+
+
+def reshard_dims(eng: Engine) -> dict[str, float]:
+    """reshard_s by parallel dimension."""
+    latent = eng.model.latent_elems() * images_per_rank(eng.plan, eng.sc.batch) * eng.sc.elem_bytes
+    out = {}
+    for k, d in eng.plan.degrees:
+        kind = STRATEGIES[k].leave_comm(d)
+        if kind is not None:
+            out[k] = eng.collective(kind, k, latent)
+    return out
 
 
 def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
@@ -115,7 +118,7 @@ def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
             runs[-1] = (p, runs[-1][1] + n)
         elif n > 0:
             runs.append((p, n))
-    for seg in plan.schedule:
+    for seg in plan.segments:
         add(plan.base(), seg.first - step)
         add(seg.plan, seg.last - seg.first + 1)
         step = seg.last + 1
@@ -123,7 +126,7 @@ def schedule_runs(plan: Plan, steps: int) -> list[tuple[Plan, int]]:
     return runs
 
 
-def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Prediction:
+def _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers) -> Prediction:
     """Each run's plan for its steps (its warm-up included: a stale-activation strategy
     switched in must warm up again), plus re-sharding the latents at every switch.
     A run is costed as that plan's own denoising loop over the run's steps, so a run's
@@ -134,20 +137,24 @@ def _predict_schedule(plan, model, sc, cluster, profile, layout, detail) -> Pred
     parts = []
     for p, n in runs:
         one = dataclasses.replace(sc, steps=n)
-        eng = Engine(model, one, cluster, profile, p, layout_for(p, order))
-        parts.append((eng, schedule(eng, False)))
-    switch_s = sum(reshard_s(e) for e, _ in parts[:-1])
-    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order))
-    total = sum(d.total for _, d in parts) + switch_s
-    den = Denoise(total=total, steady_step=total / sc.steps,
-                  compute=sum(d.compute for _, d in parts), comm=sum(d.comm for _, d in parts) + switch_s,
-                  other=sum(d.other for _, d in parts),
-                  comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
-                  notes=[f"steps {n}: {p}" for p, n in runs])
+        eng = Engine(model, one, cluster, profile, p, layout_for(p, order), solvers)
+        parts.append((eng, denoise(eng, False)))
+    switches = [reshard_dims(e) for e, _ in parts[:-1]]
+    base_eng = Engine(model, sc, cluster, profile, plan.base(), layout_for(plan.base(), order), solvers)
+    total = sum(d.total for _, d in parts) + sum(sum(s.values()) for s in switches)
+    comm: dict[str, float] = {}
+    for part in [d.comm_dims for _, d in parts] + switches:
+        for dim, secs in part.items():
+            comm[dim] = comm.get(dim, 0.0) + secs
+    den = LoopTime(total=total, steady_step=total / sc.steps, compute=sum(d.compute for _, d in parts),
+                   comm_dims=comm, host=sum(d.host for _, d in parts), warmup=sum(d.warmup for _, d in parts),
+                   bubble=sum(d.bubble for _, d in parts), fixed=sum(d.fixed for _, d in parts),
+                   comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
+                   notes=[f"steps {n}: {p}" for p, n in runs])
     text_s, vae_s = _stages(base_eng)
     mems = [memory(e, d.rank_blocks) for e, d in parts]
     mem = max(mems, key=lambda m: m.total())
     pred = _prediction(plan, base_eng, den, text_s, vae_s, mem, detail)
     if detail:
-        pred.timeline = schedule(base_eng, True).timeline
+        pred.timeline = denoise(base_eng, True).timeline
     return pred

@@ -24,51 +24,17 @@ tests check DP, integer program and brute force against each other.)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pulp
 
-from ..cost.partition import capped_cuts
-from ..strategies.base import Shard
-from .solver import SolveError, SolveInfo, new_var, solve, value
+from ..cost.partition import Partition, capped_cuts, cost_rows, meets_caps
+from .solver import SolveError, new_var, solve, value
 
 TIME_LIMIT = 2.0
 
 
-@dataclass(frozen=True)
-class Partition:
-    cuts: list[slice]
-    slowest: float                 # the objective: the slowest stage's time
-    method: str                    # "dp" (fast path) | "ilp"
-    info: SolveInfo | None = None
-    feasible: bool = True          # False: no cut meets the caps; cuts ignore them
-
-    def sizes(self) -> list[int]:
-        return [c.stop - c.start for c in self.cuts]
-
-
-def cost_rows(costs, parts: int, speeds=None) -> np.ndarray:
-    """A (parts x blocks) matrix of per-stage block times from a 1-D cost vector and
-    stage speeds, or a given matrix as is."""
-    c = np.asarray(costs, dtype=float)
-    if c.ndim == 2:
-        if c.shape[0] != parts:
-            raise ValueError(f"cost matrix has {c.shape[0]} rows for {parts} stages")
-        return c
-    sp = np.ones(parts) if speeds is None else np.asarray(speeds, dtype=float)
-    return c[None, :] / sp[:, None]
-
-
 def stage_times(rows: np.ndarray, cuts: list[slice]) -> list[float]:
     return [float(rows[s, c].sum()) for s, c in enumerate(cuts)]
-
-
-def meets_caps(cuts, mem, caps) -> bool:
-    if mem is None:
-        return True
-    m, k = np.atleast_2d(mem), np.atleast_2d(caps)
-    return all(m[r, c].sum() <= k[r, s] * (1 + 1e-12) for r in range(m.shape[0]) for s, c in enumerate(cuts))
 
 
 def partition(costs, parts: int, speeds=None, mem=None, caps=None, time_limit: float = TIME_LIMIT,
@@ -187,52 +153,3 @@ def brute_force(costs, parts: int, speeds=None, mem=None, caps=None) -> tuple[fl
         if best is None or worst < best[0] - 1e-15:
             best = (worst, cuts)
     return best
-
-
-# ---------------------------------------------------------------- pipeline strategies
-def pipeline_cuts(eng, rows: list, key: str) -> Partition:
-    """Stage cuts for the pipeline dimension `key` of eng's plan (pipefusion, asyncdiff).
-    rows: each stage's per-block time on its own GPU (hetero.stage_engines). PipeFusion
-    shards the weights by stage, so its stages get memory caps; AsyncDiff keeps the whole
-    model on every device, so its cuts only balance time."""
-    parts = len(rows)
-    # the cuts depend on block costs and memory only, not on the step count: cached in
-    # the engine's cost cache, which the copies made for other step counts share
-    memo = ("pipeline_cuts", key, parts)
-    if memo in eng._costs:
-        return eng._costs[memo]
-    uniform = all(r is rows[0] or np.array_equal(r, rows[0]) for r in rows)
-    costs = rows[0] if uniform else np.vstack(rows)
-    mem = caps = None
-    if key == "pipefusion":
-        mem, caps = stage_memory(eng, parts)
-    out = eng._costs[memo] = partition(costs, parts, mem=mem, caps=caps)
-    return out
-
-
-def stage_memory(eng, parts: int):
-    """(per-block memory, per-stage caps) of a PipeFusion plan, two resources, following
-    planner/cost/memory.py: a stage's peak is its weights + buffers + activations + the
-    fixed parts (text encoders, VAE weights, runtime), or, after the loop, its weights +
-    the VAE decode's activations. Activations are taken at the whole model's peak (a
-    stage's own peak is at most that), so the caps are safe."""
-    from ..cost import memory as mm
-    from ..strategies import STRATEGIES
-    model, plan, local, sc = eng.model, eng.plan, eng.local, eng.sc
-    tsplit = 1
-    for k, d in plan.degrees:
-        tsplit *= STRATEGIES[k].weight_split(d)
-    weights = np.array([b.params * local.elem / tsplit for b in model.blocks])
-    buffers = np.array([sum(STRATEGIES[k].buffer_bytes(d, plan, [b], local) for k, d in plan.degrees)
-                        for b in model.blocks])
-    whole = mm.memory(eng, None)
-    fixed = whole.text_encoders + whole.runtime + model.vae_decoder.params * local.elem
-    vae = model.vae_decoder
-    images = sc.batch / plan.degree("dp")
-    from ..cost import compute as cc
-    vae_act = cc.activation_peak(cc.stage_table(vae), Shard(), 1, images, local.elem) if vae.ops else 0.0
-    groups = eng.layout.groups("pipefusion")
-    gpus = eng.cluster.gpus
-    cap = np.array([min(gpus[g[s]].memory_bytes for g in groups) for s in range(parts)], dtype=float)
-    caps = np.vstack([cap - fixed - whole.activations, cap - fixed - vae_act])
-    return np.vstack([weights + buffers, weights]), caps

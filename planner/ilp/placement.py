@@ -38,11 +38,12 @@ from dataclasses import dataclass
 
 import pulp
 
-from ..cost.engine import Engine, schedule
+from ..cost.engine import Engine, denoise
 from ..cost.predict import predict, schedule_runs
 from ..layout import XDIT_ORDER, Layout, dimension_names, dimension_sizes, layout_for, ordered_layout
 from ..plan import Plan
-from ..strategies import scheduling_strategy
+from ..strategies import STRATEGIES, loop_strategy
+from . import SOLVERS
 from .solver import SolveError, SolveInfo, is_one, new_var, solve
 
 K_BEST = 2
@@ -57,7 +58,7 @@ TIE_GAIN = 0.0005
 
 @dataclass
 class Placement:
-    plan: str
+    plan: Plan
     order: tuple[str, ...]          # chosen, inner -> outer
     latency_s: float                # predict() with the chosen order
     xdit_order: tuple[str, ...]
@@ -81,7 +82,7 @@ class Placement:
         return self.xdit_latency_s / self.latency_s - 1.0 if self.latency_s > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return {"plan": self.plan, "order": list(self.order), "latency_s": round(self.latency_s, 6),
+        return {"plan": str(self.plan), "order": list(self.order), "latency_s": round(self.latency_s, 6),
                 "xdit_order": list(self.xdit_order), "xdit_latency_s": round(self.xdit_latency_s, 6),
                 "gain": round(self.gain, 4), "orders_predicted": self.tried,
                 "solver": self.info.to_dict() if self.info else None}
@@ -103,15 +104,6 @@ def _beats_xdit(order, xdit_order, gain: float) -> bool:
     return tuple(order) != tuple(xdit_order) and gain >= TIE_GAIN
 
 
-def moved_order(placement: dict | None, plan: str | None = None) -> tuple[str, ...] | None:
-    """The order of a placement as JSON (Placement.to_dict) when it beats xDiT's order by
-    more than a tie (Placement.moved), else None; plan: only if it placed this plan."""
-    if not placement or (plan is not None and placement.get("plan") != plan):
-        return None
-    ok = _beats_xdit(placement["order"], placement["xdit_order"], placement["gain"])
-    return tuple(placement["order"]) if ok else None
-
-
 def stride_options(sizes: dict[str, int]) -> dict[str, list[int]]:
     """Strides each dimension can have: products of subsets of the other sizes."""
     out = {}
@@ -131,17 +123,17 @@ def stride_costs(plan: Plan, model, sc, cluster, profile) -> dict[str, dict[int,
     """c[d][s]: seconds dimension d's communication costs at stride s (module doc)."""
     sizes = dimension_sizes(plan)
     n = math.prod(sizes.values())
-    driver = scheduling_strategy(plan)
-    pp = plan.degree("pipefusion")
-    # a rank holds 1/pp of the blocks and runs each of them once per patch
-    calls = plan.get("patches", pp) / pp if pp > 1 else 1.0
+    owner = loop_strategy(plan)
+    # how often a rank runs each block it holds per step, relative to once per block (a
+    # PipeFusion stage holds 1/N of the blocks and runs them once per patch)
+    calls = math.prod(STRATEGIES[k].block_calls(d, plan) for k, d in plan.degrees)
     out: dict[str, dict[int, float]] = {}
     for d, strides in stride_options(sizes).items():
         out[d] = {}
         for s in strides:
-            eng = Engine(model, sc, cluster, profile, plan, _probe(plan, d, sizes[d], s, n))
-            if driver is not None and d == driver.key:
-                out[d][s] = schedule(eng, False).total
+            eng = Engine(model, sc, cluster, profile, plan, _probe(plan, d, sizes[d], s, n), SOLVERS)
+            if owner is not None and d == owner.key:
+                out[d][s] = denoise(eng, False).total
                 continue
             costs = eng.block_costs(keys=(d,))
             comp = float(costs.compute.sum())
@@ -210,13 +202,13 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
           time_limit: float = TIME_LIMIT) -> Placement:
     """The best layout order for `plan` (module doc). xdit_pred: predict() of the plan
     with xDiT's order, if the caller has it."""
-    if plan.schedule:
+    if plan.segments:
         return place_schedule(plan, model, sc, cluster, profile, xdit_pred)
     xdit = layout_for(plan.base(), XDIT_ORDER)
-    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit)
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=xdit, solvers=SOLVERS)
     sizes = dimension_sizes(plan.base())
     if len(sizes) <= 1:
-        return Placement(str(plan), xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
     if len(sizes) == 2:
         # two orders: predicting the other one is exact and cheaper than the program
         orders, info = [(tuple(reversed(xdit.order)), 0.0)], None
@@ -225,7 +217,7 @@ def place(plan: Plan, model, sc, cluster, profile, xdit_pred=None, k: int = K_BE
     if all(max(c.values()) - min(c.values()) <= 1e-12 * max(abs(v) for v in c.values()) for c in costs.values()):
         # every dimension costs the same at every stride (e.g. one NVSwitch node): every
         # order is as good as xDiT's
-        return Placement(str(plan), xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit.order, xp.latency_s, xdit.order, xp.latency_s, xp, None, 0)
     orders, info = solve_orders(sizes, costs, k, time_limit)
     return _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info)
 
@@ -237,11 +229,11 @@ def _best_of(plan, model, sc, cluster, profile, xdit, xp, orders, info) -> Place
     for order, _ in orders:
         if order == xdit.order:
             continue
-        p = predict(plan, model, sc, cluster, profile, layout=layout_for(plan, order))
+        p = predict(plan, model, sc, cluster, profile, layout=layout_for(plan, order), solvers=SOLVERS)
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, order, p)
-    return Placement(str(plan), best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
+    return Placement(plan, best[1], best[0], xdit.order, xp.latency_s, best[2], info, tried)
 
 
 def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> Placement:
@@ -250,10 +242,11 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
     more than MAX_SCHEDULE_ORDERS orders, each run's own placement (place()) instead."""
     runs = [p for p, _ in schedule_runs(plan, sc.steps)]
     xdit = dimension_names(runs)       # xDiT's order of every dimension the runs have
-    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit))
+    xp = xdit_pred or predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, xdit),
+                              solvers=SOLVERS)
     if all(len(dimension_sizes(p)) <= 1 for p in runs):
         # no run has two dimensions: every order lays out every run the same
-        return Placement(str(plan), xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
+        return Placement(plan, xdit, xp.latency_s, xdit, xp.latency_s, xp, None, 0)
     if math.factorial(len(xdit)) <= MAX_SCHEDULE_ORDERS:
         orders = list(itertools.permutations(xdit))
     else:
@@ -268,8 +261,8 @@ def place_schedule(plan: Plan, model, sc, cluster, profile, xdit_pred=None) -> P
         if key in seen:
             continue
         seen.add(key)
-        p = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order)))
+        p = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order)), solvers=SOLVERS)
         tried += 1
         if p.latency_s < best[0] * (1 - 1e-12):
             best = (p.latency_s, tuple(order), p)
-    return Placement(str(plan), best[1], best[0], xdit, xp.latency_s, best[2], None, tried)
+    return Placement(plan, best[1], best[0], xdit, xp.latency_s, best[2], None, tried)

@@ -3,10 +3,11 @@
 Candidates (the modes of planner/ilp/schedule.py) are legal plans on the same GPUs: the
 fastest few from the search (by steady step and by whole latency, one per family of
 strategy keys), the fastest exact plan (so a schedule always has an exact fallback), and
-Hybridiff's pipeline window: `hybridiff=2 k=n` over a run of n steps is n steps of the
-two-stage pipeline (planner/strategies/hybridiff.py, its in/out re-shard included).
-ParaDiGMS is left out: its Picard window spans the whole trajectory, so a run of it is
-not a plan of its own.
+windows (Strategy.window_modifier): `hybridiff=2 k=n` over a run of n steps is n steps of
+Hybridiff's two-stage pipeline (planner/strategies/hybridiff.py, its in/out re-shard
+included), opened out of the plan it must follow (Strategy.entered_from). Strategies
+whose one run spans the whole trajectory (Strategy.in_segments: ParaDiGMS's Picard
+window) are left out: a run of them is not a plan of its own.
 
 A mode's run cost f(n) is the plan's own denoising loop over n steps, evaluated by the
 cost engine exactly as predict() evaluates a schedule's run (same Engine, same
@@ -19,12 +20,12 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from ..cost.engine import Engine, schedule
+from ..cost.engine import Engine, denoise
 from ..cost.predict import predict, reshard_s
 from ..layout import XDIT_ORDER, layout_for, ordered_layout
-from ..plan import Plan, Segment, parse_plan
-from ..strategies import approx_steps, warmup_steps
-from ..strategies.hybridiff import cfg_phase
+from ..plan import Plan, Segment
+from ..strategies import STRATEGIES, approx_steps, is_recommendable, warmup_steps
+from . import SOLVERS
 from .schedule import Mode, Schedule, dp_schedule, evaluate, solve_schedule
 
 MAX_MODES = 7          # candidate plans per schedule (besides Hybridiff windows)
@@ -45,19 +46,29 @@ def default_window(steps: int) -> tuple[int, int]:
     return (edge + 1, steps - edge) if steps - 2 * edge >= 1 else (1, steps)
 
 
+def window_of(plan: Plan) -> str | None:
+    """The modifier that sets the length of the plan's window (Strategy.window_modifier), if any."""
+    return next((STRATEGIES[k].window_modifier for k in plan.keys if STRATEGIES[k].window_modifier), None)
+
+
+def entered_from(plan: Plan) -> Plan | None:
+    """The plan a window of `plan` must open out of (Strategy.entered_from), if any."""
+    return next((p for k in plan.keys if (p := STRATEGIES[k].entered_from(plan)) is not None), None)
+
+
 @dataclass(frozen=True)
 class Candidate:
     plan: Plan
-    windowed: bool = False     # Hybridiff: the run is the pipeline window, k = its length
+    windowed: bool = False     # the run is the plan's window, its modifier = the run's length
 
     def at(self, n: int) -> Plan:
-        """The plan string of a run of n steps."""
-        return self.plan.replace(k=n) if self.windowed else self.plan
+        """The plan of a run of n steps."""
+        return self.plan.replace(**{window_of(self.plan): n}) if self.windowed else self.plan
 
     def opens_after(self) -> tuple[str, ...]:
         """Plans a run of this candidate must follow (schedule.Mode.after): Hybridiff's
         window opens out of its own CFG-parallel phase, the plan with cfg in its place."""
-        return (str(cfg_phase(self.plan)),) if self.windowed else ()
+        return (str(entered_from(self.plan)),) if self.windowed else ()
 
 
 def _engine_for(eng: Engine, plan: Plan, n: int) -> Engine:
@@ -91,16 +102,16 @@ def automaton(costs: list[float], approx: list[int], max_period: int):
 
 def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) -> Mode:
     plan = cand.plan
-    eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, order))
+    eng = Engine(model, sc, cluster, profile, plan, layout_for(plan, order), SOLVERS)
     warm = warmup_steps(plan)
     # steps one round finishes: AsyncDiff's stride S, ParaStep's degree (a run's cost
     # grows by a round every that many steps)
-    period = max(1, int(plan.get("stride", 1)), plan.degree("parastep"))
+    period = max(STRATEGIES[k].round_steps(d, plan) for k, d in plan.degrees) if plan.degrees else 1
     n0 = min(sc.steps, warm + 4 + 3 * period)
 
     def f(n):
         p = cand.at(n)
-        return schedule(_engine_for(eng, p, n), False).total, approx_steps(p, n)
+        return denoise(_engine_for(eng, p, n), False).total, approx_steps(p, n)
     vals = [f(n) for n in range(1, n0 + 1)]
     auto = automaton([v[0] for v in vals], [v[1] for v in vals], period)
     mode = None
@@ -122,19 +133,17 @@ def make_mode(cand: Candidate, model, sc, cluster, profile, order=XDIT_ORDER) ->
 
 def candidates(preds, exact_only: bool = False) -> list[Candidate]:
     """Fitting single plans of the search (Prediction list, fastest first) -> modes."""
-    from .. import search as _search
-    fit = [p for p in preds if p.fits and "|" not in p.plan and _search._recommendable(p.plan)
-           and "paradigms" not in p.plan and (p.exact or not exact_only)]
-    plans = {p.plan: parse_plan(p.plan) for p in fit}
-    chosen: list[str] = []
+    fit = [p for p in preds if p.fits and not p.plan.segments and is_recommendable(p.plan)
+           and all(STRATEGIES[k].in_segments for k in p.plan.keys) and (p.exact or not exact_only)]
+    chosen: list[Plan] = []
 
     def take(ps, limit):
-        fams = {frozenset(plans[q].keys) for q in chosen}
+        fams = {frozenset(q.keys) for q in chosen}
         for p in ps:
-            fam = frozenset(plans[p.plan].keys)
+            fam = frozenset(p.plan.keys)
             if len(chosen) >= limit:
                 return
-            if p.plan not in chosen and fam not in fams and "hybridiff" not in fam:
+            if p.plan not in chosen and fam not in fams and window_of(p.plan) is None:
                 chosen.append(p.plan)
                 fams.add(fam)
     exact = [p for p in fit if p.exact]
@@ -142,13 +151,14 @@ def candidates(preds, exact_only: bool = False) -> list[Candidate]:
         chosen.append(exact[0].plan)
     take(sorted(fit, key=lambda p: p.step_s), MAX_MODES // 2 + 1)
     take(fit, MAX_MODES)
-    out = [Candidate(plans[p]) for p in chosen]
+    out = [Candidate(p) for p in chosen]
     if not exact_only:
-        windows = [Candidate(plans[p.plan].replace(k=None), windowed=True) for p in fit if "hybridiff" in p.plan][:2]
-        for w in windows:     # a window needs its CFG phase among the candidates
-            cfg = cfg_phase(w.plan)
-            if str(cfg) not in {str(c.plan) for c in out} and any(p.plan == str(cfg) for p in fit):
-                out.append(Candidate(cfg))
+        windows = [Candidate(p.plan.replace(**{window_of(p.plan): None}), windowed=True)
+                   for p in fit if window_of(p.plan) is not None][:2]
+        for w in windows:     # a window needs the plan it opens out of among the candidates
+            before = entered_from(w.plan)
+            if before is not None and before not in {c.plan for c in out} and any(p.plan == before for p in fit):
+                out.append(Candidate(before))
         out += windows
     return out
 
@@ -184,7 +194,7 @@ def to_plan(sched: Schedule, modes: list[Mode]) -> Plan:
     base = max(steps_of, key=lambda m: (approx_of[m] == 0 and not modes[m].data.windowed, steps_of[m]))
     segs = tuple(Segment(a, b, modes[m].data.at(b - a + 1)) for m, a, b in sched.runs if m != base)
     bp = modes[base].data.at(steps_of[base])
-    return Plan(bp.degrees, bp.modifiers, segs)
+    return Plan(bp.degrees, bp.modifiers, segs, bp.spans)
 
 
 @dataclass
@@ -246,6 +256,6 @@ def best_schedule(preds, model, sc, cluster, profile, budget: int, window=None, 
     plan = to_plan(sched, modes)
     # predict() orders a schedule's runs by the layout's order; a layout of size-1
     # dimensions carries the full order the modes were costed with
-    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order))
+    pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), solvers=SOLVERS)
     den = pred.latency_s - pred.breakdown.text_encoders - pred.breakdown.vae
     return ScheduleChoice(plan, pred, sched, modes, sched.objective, den, dp_s)

@@ -1,25 +1,20 @@
-"""The simulated timeline (planner/cost/timeline.py) as JSON and as a Gantt chart.
+"""The simulated timeline (planner/timeline.py, JSON form Timeline.to_dict) as a Gantt chart.
 
 The chart shows, per timeline row (a rank, or a group of ranks doing the same work),
-its compute lane, its communication lane, and the compute lane's idle gaps: the idle
-time is what pipeline bubbles and exposed communication cost, so it is drawn, not
-left as white space that a reader might take for a missing task.
+its compute lane (compute, blocking communication and host work, each in its colour),
+its communication lane (transfers that run beside it), and the compute lane's idle
+gaps: the idle time is what pipeline bubbles cost, so it is drawn, not left as white
+space that a reader might take for a missing task.
 """
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-COLOURS = {"compute": "#636efa", "comm": "#ef553b", "idle": "#d5d9de"}
-
-
-def timeline_to_dict(tl) -> dict:
-    """JSON form of a Timeline; times in seconds, rounded to the nanosecond."""
-    steps = sorted({t.step for t in tl.tasks})
-    return {"rows": [tl.label(r) for r in range(tl.ranks)],
-            "makespan_s": round(tl.makespan, 9),
-            "step_ends_s": [round(tl.step_end(s), 9) for s in steps],
-            "tasks": [{"row": t.rank, "lane": t.lane, "start": round(t.start, 9), "end": round(t.end, 9),
-                       "label": t.label, "step": t.step} for t in tl.tasks]}
+COLOURS = {"compute": "#636efa", "comm": "#ef553b", "host": "#7f7f7f", "hidden": "#f7a8a0",
+           "redundant": "#b6b9f5", "idle": "#d5d9de"}
+# legend names of the parts (planner/timeline.py): each task is coloured by its part
+NAMES = {"compute": "compute", "comm": "exposed communication", "host": "host overhead",
+         "hidden": "overlapped transfer", "redundant": "redundant work", "idle": "idle"}
 
 
 def idle_gaps(tasks: list[dict], row: int, end: float, lane: str = "compute") -> list[tuple[float, float]]:
@@ -44,25 +39,24 @@ def gantt_figure(tl: dict, title: str) -> go.Figure:
     cat = {(r, lane): f"{rows[r]} · {lane}" for r in range(len(rows)) for lane in ("compute", "comm")}
     order = [cat[(r, lane)] for r in range(len(rows)) for lane in ("compute", "comm")]
     fig = go.Figure()
-    for lane in ("compute", "comm", "idle"):
-        if lane == "idle":
-            items = [{"row": r, "start": s, "end": e, "label": "idle", "step": None}
+    for part in NAMES:
+        if part == "idle":
+            items = [{"row": r, "lane": "compute", "start": s, "end": e, "label": "idle", "step": None}
                      for r in range(len(rows)) for s, e in idle_gaps(tasks, r, end)]
-            ys = [cat[(t["row"], "compute")] for t in items]
-        else:
-            items = [t for t in tasks if t["lane"] == lane]
-            ys = [cat[(t["row"], lane)] for t in items]
+        else:       # documents written before tasks had parts: a task's part is its lane
+            items = [t for t in tasks if t.get("part", t["lane"]) == part]
         if not items:
             continue
         fig.add_trace(go.Bar(
-            name={"comm": "communication"}.get(lane, lane), orientation="h", y=ys,
+            name=NAMES[part], orientation="h", y=[cat[(t["row"], t["lane"])] for t in items],
             base=[t["start"] * k for t in items], x=[(t["end"] - t["start"]) * k for t in items],
-            marker=dict(color=COLOURS[lane], line=dict(width=0.5, color="#ffffff")),
-            customdata=[[t["label"], "" if t["step"] is None else t["step"], rows[t["row"]],
-                         t["start"] * k, t["end"] * k] for t in items],
+            marker=dict(color=COLOURS[part], line=dict(width=0.5, color="#ffffff")),
+            customdata=[[t["label"] + (f" ({t['dim']})" if t.get("dim") else ""),
+                         "" if t["step"] is None else t["step"], rows[t["row"]], t["start"] * k, t["end"] * k]
+                        for t in items],
             hovertemplate="<b>%{customdata[0]}</b> (%{customdata[2]})<br>step %{customdata[1]}<br>"
                           f"%{{customdata[3]:.4g}} – %{{customdata[4]:.4g}} {unit}<br>%{{x:.4g}} {unit}"
-                          f"<extra>{lane}</extra>"))
+                          f"<extra>{NAMES[part]}</extra>"))
     for i, s in enumerate(tl.get("step_ends_s", [])):
         fig.add_vline(x=s * k, line=dict(color="#7f7f7f", width=1, dash="dot"),
                       annotation_text=f"step {i} ends", annotation_position="top",

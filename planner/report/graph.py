@@ -19,29 +19,6 @@ _KIND_SYMBOL = {"socket": "square", "switch": "diamond", "nic": "triangle-up", "
 _KIND_COLOUR = {"socket": "#5b6570", "switch": "#2a3f5f", "nic": "#8c564b", "fabric": "#393b79"}
 
 
-def graph_to_dict(cluster) -> dict:
-    """JSON form of Cluster.graph: vertices with their attributes, edges with link id,
-    bandwidth (GB/s per direction) and latency (us)."""
-    g = cluster.graph
-    nodes = [{"id": v} | {k: d[k] for k in ("kind", "node", "socket", "rank", "gpu") if k in d}
-             for v, d in g.nodes(data=True)]
-    edges = [{"u": u, "v": v, "link": d.get("link", "?"), "bw_gbps": round(d.get("bw", 0.0) / 1e9, 4),
-              "latency_us": round(d.get("latency", 0.0) * 1e6, 4)} for u, v, d in g.edges(data=True)]
-    return {"nodes": nodes, "edges": edges}
-
-
-def layout_to_dict(plan_str: str, order: tuple[str, ...] | None = None) -> dict:
-    """The rank groups of each parallel dimension of a plan (planner/layout.py) in
-    `order` (default xDiT's), for the plan's base when it has a step schedule (the
-    layout the schedule switches from)."""
-    from ..layout import XDIT_ORDER, layout_for
-    from ..plan import parse_plan
-    plan = parse_plan(plan_str)
-    lay = layout_for(plan.base(), order or XDIT_ORDER)
-    return {"plan": plan_str, "ranks": lay.ranks, "sizes": [[k, s] for k, s in lay.sizes],
-            "groups": {k: [list(gr) for gr in lay.groups(k)] for k in lay.order}}
-
-
 def positions(graph: dict) -> dict[str, tuple[float, float]]:
     """Vertex positions: networkx's spring layout, seeded so that a report rebuilt from
     JSON looks the same, with edges weighted by latency so that a fast link (NVLink)

@@ -2,8 +2,8 @@
 against memory, the recommended plan's timeline and the cluster it runs on.
 
 The report is rendered from the plan command's JSON document alone (the `--json`
-output, extended with "timeline", "layout" and "cluster_graph"), so `cli.py report plan
-saved.json` rebuilds exactly the page `plan --report` writes.
+output with "timeline", "layout" and "cluster_graph": planner/plan_cli.py document), so
+`cli.py report plan saved.json` rebuilds exactly the page `plan --report` writes.
 """
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import plotly.graph_objects as go
 
 from ..errors import UsageError
 from .gantt import COLOURS as LANE_COLOURS
-from .gantt import gantt_figure, timeline_to_dict
-from .graph import cluster_figure, graph_to_dict, layout_to_dict
-from .html import Page, check_out_path, esc, fmt_s, kv_table, log_axis, num, write_json_atomic
+from .gantt import gantt_figure
+from .graph import cluster_figure
+from .html import Page, check_out_path, esc, fmt_s, kv_table, log_axis, num
 
 # Breakdown keys (planner/spec.py Breakdown) in stacking order, with their legend names.
-PARTS = (("compute", "compute"), ("comm", "exposed communication"), ("bubble", "bubbles and warm-up"),
-         ("text_encoders", "text encoders"), ("vae", "VAE decode"), ("other", "overheads"))
-PART_COLOURS = {"compute": LANE_COLOURS["compute"], "comm": LANE_COLOURS["comm"], "bubble": "#ffa15a",
-                "text_encoders": "#00cc96", "vae": "#ab63fa", "other": "#7f7f7f"}
+PARTS = (("compute", "compute"), ("comm", "exposed communication"), ("warmup", "warm-up steps"),
+         ("bubble", "pipeline bubbles"), ("text_encoders", "text encoders"), ("vae", "VAE decode"),
+         ("other", "overheads"))
+PART_COLOURS = {"compute": LANE_COLOURS["compute"], "comm": LANE_COLOURS["comm"], "warmup": "#fecb52",
+                "bubble": "#ffa15a", "text_encoders": "#00cc96", "vae": "#ab63fa", "other": "#7f7f7f"}
 # Fidelity classes of planner/textout.py: marker symbol and colour in the Pareto chart.
 FIDELITY = {"exact": ("circle", "#1f77b4"), "near": ("diamond", "#ff7f0e"),
             "approximate": ("triangle-up", "#9467bd")}
@@ -30,44 +31,6 @@ def fidelity(p: dict) -> str:
     if p.get("exact"):
         return "exact"
     return "approximate" if p.get("approx_steps") else "near"
-
-
-# ---------------------------------------------------------------- from cmd_plan
-def plan_outputs(args, out: dict, preds, rec, model, sc, cluster, profile) -> list[str]:
-    """What `plan --json/--report/--trace` add to the plain output. Adds "timeline",
-    "layout" and "cluster_graph" to `out` (the --json document), writes the report and
-    the trace, and returns lines to print. The timeline is the recommended plan's, or
-    the fastest plan's when none fits, so there is always one to look at."""
-    report = check_out_path(args.report, (".html", ".htm"), "report") if args.report else None
-    trace = check_out_path(args.trace, (".json",), "trace") if args.trace else None
-    shown = rec or (preds[0] if preds else None)
-    timeline = None
-    if shown is not None:
-        from ..cost.predict import predict
-        from ..ilp.placement import moved_order
-        from ..layout import XDIT_ORDER, ordered_layout
-        from ..plan import parse_plan
-        # the layout order the placement chose for this plan (as its prediction), else xDiT's
-        order = moved_order((out.get("ilp") or {}).get("placement"), shown.plan) or XDIT_ORDER
-        plan = parse_plan(shown.plan)
-        detailed = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, order), detail=True)
-        timeline = detailed.timeline
-        if timeline is not None:
-            out["timeline"] = timeline_to_dict(timeline) | {
-                "plan": shown.plan, "recommended": shown is rec}
-        out["layout"] = layout_to_dict(shown.plan, order)
-    out["cluster_graph"] = graph_to_dict(cluster)
-    written = []
-    if report:
-        # every plan in the report, not only the --top shown as text
-        write_plan_report(out | {"plans": [p.to_dict() for p in preds]}, report)
-        written.append(f"report: {report}")
-    if trace:
-        if timeline is None:
-            raise UsageError(f"--trace {trace}: no plan was evaluated, so there is no timeline to trace")
-        write_json_atomic(trace, timeline.to_chrome_trace())
-        written.append(f"trace: {trace} (open in https://ui.perfetto.dev or chrome://tracing)")
-    return written
 
 
 # ---------------------------------------------------------------- figures
@@ -198,6 +161,8 @@ def _scenario_html(doc: dict) -> str:
         rows.append(["recommended", "none: no plan fits in memory"])
     if doc.get("xdit"):
         rows.append(["xDiT flags", " ".join(doc["xdit"].get("flags", []))])
+    if (doc.get("engine") or {}).get("launch"):
+        rows.append([f"{doc['engine']['title']} launch", doc["engine"]["launch"]])
     if "seconds" in doc:
         rows.append(["search", f"{len(doc['plans'])} plans in {doc['seconds']} s"])
     return '<div class="card">' + kv_table(rows) + "</div>"
@@ -223,6 +188,11 @@ def write_plan_report(doc: dict, path) -> None:
                          "approximate plans reuse earlier predictions for some steps.")
     else:
         page.note("No plan was evaluated.")
+    if (doc.get("engines") or {}).get("best"):
+        from .engines import engines_figure
+        page.figure("fig-engines", engines_figure(doc["engines"]["best"], rec, time_unit(plans)),
+                    note="Each engine's fastest plan among the ranked ones that it can run (planner/engines); "
+                         "~: predicted in xDiT's rank order (plan --engine NAME also places it).")
     tl = doc.get("timeline")
     if tl and tl.get("tasks"):
         why = "recommended plan" if tl.get("recommended") else "fastest plan (none fits in memory)"

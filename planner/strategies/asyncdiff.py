@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from .base import Strategy
+from ..timeline import Timeline, run_pass, summarise
+from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
 
@@ -21,11 +22,27 @@ class AsyncDiff(Strategy):
     fidelity = "approx"
     splits = "the denoiser into components on staggered timesteps"
     default_warmup = 3
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "asyncdiff"
+    layout_rank = 8
+    modifiers = (WARMUP, Modifier("stride"))
+    collectives = frozenset({"broadcast"})
+    owns_loop = True
+    stage_cuts = True
+
+    def cap(self, model, sc):
+        return len(model.blocks)
+
+    def variants(self, degrees):
+        g = degrees[self.key]          # GPUs along the AsyncDiff dimension
+        out = [{}] if g >= 2 else []
+        if g >= 3:                     # stride 2: N components on N + 1 GPUs
+            out.append({self.key: g - 1, "stride": 2})
+        return out
 
     def gpus(self, d, plan):
         return d + int(plan.get("stride", 1)) - 1
+
+    def round_steps(self, d, plan):
+        return int(plan.get("stride", 1))
 
     def check(self, d, plan, model, sc):
         errs = []
@@ -35,56 +52,57 @@ class AsyncDiff(Strategy):
             errs.append(f"stride={plan.get('stride')} must not exceed the components (asyncdiff={d})")
         return errs + stale_steps(plan, sc, "asyncdiff", self.warmup(plan))
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         stride = int(eng.plan.get("stride", 1))
         warm = min(self.warmup(eng.plan), sc.steps)
         costs = eng.block_costs()
-        # Hook (planner/ilp): component i runs on its own GPU (mixed clusters); the cuts
-        # balance the components' times (DP, or the integer program where GPUs differ).
-        from ..ilp.hetero import stage_engines
-        from ..ilp.partition import pipeline_cuts
-        parts = [e.block_costs() for e in stage_engines(eng, self.key)[:d]]
-        cuts = pipeline_cuts(eng, [p.compute for p in parts], self.key).cuts
+        # component i runs on its own GPU (mixed clusters); the cuts balance the
+        # components' times (Engine.stage_cuts)
+        parts = [e.block_costs() for e in eng.stage_engines(self.key)[:d]]
+        cuts = eng.stage_cuts([p.compute for p in parts], self.key).cuts
         comp_t = [parts[i].pass_time(c) for i, c in enumerate(cuts)]
-        serial_t = costs.pass_time()
         other = eng.step_overhead()
-        gather_s, gather_b = eng.after_step()
+        _, gather_b = eng.after_step()
 
         # each component's output (and the skips it passes on) goes to every device
         sizes = []
         for c in cuts:
             b = eng.model.blocks[c.stop - 1]
             sizes.append((b.tokens * b.hidden + b.skip_elems) * local.batch * local.elem)
-        bcast = sum(eng.collective("broadcast", self.key, n) for n in sizes)
         rounds = math.ceil((sc.steps - warm) / stride)
-        round_t = max(comp_t) + bcast + gather_s + other
-        warm_t = serial_t + gather_s + other
-        total = warm * warm_t + rounds * round_t
 
-        tl = None
-        if detail:
-            n = d + stride - 1
-            tl = Timeline(n, [f"component {min(r, d - 1)}" + (" (stride)" if r >= d else "") for r in range(n)])
-            t = 0.0
-            for s in range(warm):
-                for r in range(n):
-                    tl.add(r, COMPUTE, serial_t, after=t, label="warm-up (whole model)", step=s)
-                t = max(tl.free_at(r) for r in range(n)) + other
-            for k in range(min(rounds, 2)):
-                ends = [tl.add(r, COMPUTE, comp_t[min(r, d - 1)], after=t, label=f"round {k}", step=warm + k)
-                        for r in range(n)]
-                t = max(ends)
+        n = d + stride - 1
+        tl = Timeline(n, [f"component {min(r, d - 1)}" + (" (stride)" if r >= d else "") for r in range(n)])
+        gathers = eng.after_step_dims()
+
+        def everyone(t: float, secs: float, label: str, step: int, dim: str | None = None) -> float:
+            """A collective (or the scheduler) on every device, after all reach `t`."""
+            ends = [tl.block(r, secs, after=t, label=label, step=step, dim=dim) if dim else
+                    tl.host(r, secs, after=t, label=label, step=step) for r in range(n)]
+            return max(ends)
+
+        def unit(step: int, label: str, pass_of) -> None:
+            t = max(run_pass(tl, r, *pass_of(r), eng.eta, label, step) for r in range(n))
+            if step:                      # a round ends with every component's output broadcast
                 for i, size in enumerate(sizes):
-                    t = tl.add(min(i, n - 1), COMM, eng.collective("broadcast", self.key, size), after=t,
-                               label=f"broadcast component {i}", step=warm + k)
-                t += gather_s + other
+                    t = everyone(t, eng.collective("broadcast", self.key, size), f"broadcast component {i}",
+                                 step, self.key)
+            for dim, secs in gathers.items():
+                t = everyone(t, secs, "noise-prediction gather", step, dim)
+            everyone(t, other, "scheduler", step)
+
+        units = []
+        if warm:
+            unit(0, "warm-up (whole model)", lambda r: (costs, slice(None)))
+            units.append((0, warm))
+        if rounds:
+            unit(1, "round", lambda r: (parts[min(r, d - 1)], cuts[min(r, d - 1)]))
+            units.append((1, rounds))
+        critical = max(range(n), key=lambda r: comp_t[min(r, d - 1)])
         per_step = rounds / sc.steps     # rounds per step of the schedule
-        return Denoise(total, round_t, max(comp_t) * rounds,
-                       (bcast + gather_s) * rounds, other * (rounds + warm), sum(sizes) / stride + gather_b,
-                       tl, cuts=cuts, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
-                                  f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"
-                                  f" ({per_step:.2f} rounds per step)"])
+        return summarise(tl, units, critical=critical, warmup={0}, comm_bytes_per_step=sum(sizes) / stride + gather_b,
+                         cuts=cuts, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
+                                           f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"
+                                           f" ({per_step:.2f} rounds per step)"])

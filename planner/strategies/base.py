@@ -7,8 +7,8 @@ A strategy is one plan key (`cfg`, `ulysses`, `pipefusion`, ...). It says:
 - its extra memory (`buffer_bytes`) and how it shards weights (`weight_split`);
 - its warm-up and whether its output is exact.
 Strategies that change the order of work over blocks or steps (pipelines, step
-parallelism) also own a `driver` (planner/cost/drivers.py) that turns per-block costs
-into the denoising time with a per-rank timeline.
+parallelism) also own the denoising loop (`owns_loop`, `loop`): they turn per-block
+costs into the loop's time with a per-rank timeline.
 
 All hooks are pure functions of their arguments.
 """
@@ -66,8 +66,22 @@ class Comm:
     what: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Modifier:
+    """A plan key that tunes the strategies owning it (`patches`, `warmup`, `stride`, `k`).
+    The owners are collected from the strategies' `modifiers` (planner/strategies)."""
+
+    key: str
+    minimum: int = 1
+    owners: tuple[str, ...] = ()
+
+
 class Strategy:
-    """Base class: a strategy that splits nothing and sends nothing (serial)."""
+    """Base class: a strategy that splits nothing and sends nothing (serial).
+
+    Traits, declared once here and read by the plan grammar, the layout, the search, the
+    calibration and the executor (planner/strategies/__init__.py derives every list):
+    """
 
     key: str = "serial"
     exact: bool = True
@@ -80,14 +94,50 @@ class Strategy:
     recommend: bool = True             # baselines are evaluated on request only
     splits: str = "nothing"
     default_warmup: int = 0
-    # Degree keys it may be combined with (besides itself). Checked by the search and by
-    # planner/legality.py for user plans.
-    combines_with: frozenset[str] = frozenset()
-    driver: str | None = None          # name in planner/cost/drivers.py, or None (layer-wise)
+    # xDiT's process-group order, inner (consecutive ranks) to outer (xdit.md (a)): tp, sp
+    # (ulysses inside ring), pp, cfg, dp; the others slot in beside the kind they resemble
+    layout_rank: int = 0
+    # What a rank holds of the latent between steps: "rows" (a slice of the image's patch
+    # rows, frame-major for video), "frames" (whole frames or positions: DSP), or None (all)
+    latent_split: str | None = None
+    modifiers: tuple[Modifier, ...] = ()   # the modifier keys it owns
+    collectives: frozenset[str] = frozenset()   # kinds of collective it issues (calibration)
+    overlaps_compute: bool = False     # some of its communication hides under compute
+    owns_loop: bool = False            # reorders work over blocks or steps: has `loop`
+    stage_cuts: bool = False           # its loop cuts the blocks into stages/components
+    stage_weights: bool = False        # a stage holds only its own blocks' weights
+    # Switching schedules (planner/ilp/schedule_modes.py): a strategy whose run is a window
+    # of steps inside another plan names the modifier that sets the window's length
+    window_modifier: str | None = None
+    in_segments: bool = True           # False: one run spans the whole trajectory (no segment)
 
     # ---- legality
     def check(self, d: int, plan: "Plan", model: "ModelSpec", sc: "Scenario") -> list[str]:
         return []
+
+    def entered_from(self, plan: "Plan") -> "Plan | None":
+        """The plan a window of this strategy must open out of (None: any)."""
+        return None
+
+    def segment_errors(self, seg, plan: "Plan") -> list[str]:
+        """Why a step segment of `plan` that runs this strategy cannot stand where it is."""
+        before = self.entered_from(seg.plan)
+        if before is None:
+            return []
+        if seg.first == 1 or plan.plan_at(seg.first - 1) != before:
+            where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{before}'"
+            return [f"schedule segment '{seg}': the {self.key} window opens out of '{before}', so {where}"]
+        return []
+
+    # ---- search
+    def cap(self, model: "ModelSpec", sc: "Scenario") -> int | None:
+        """The largest degree that can ever be legal here (None: no bound but the GPUs)."""
+        return None
+
+    def variants(self, degrees: dict[str, int]) -> Iterable[dict[str, int]] | None:
+        """Plan items the search tries for these degrees (changes merged into them).
+        Default: the degrees as they are. An empty iterable drops the factorisation."""
+        return None
 
     # ---- compute
     def shard(self, d: int, plan: "Plan") -> Shard:
@@ -97,6 +147,14 @@ class Strategy:
         """Divisor of the samples (CFG branches x batch) one rank evaluates."""
         return 1
 
+    def image_split(self, d: int) -> int:
+        """Divisor of the images one rank holds at the end (and decodes with the VAE)."""
+        return 1
+
+    def row_slices(self, d: int, plan: "Plan") -> int:
+        """Into how many row slices it cuts the latent at once (a pipeline's patches too)."""
+        return d if self.latent_split == "rows" else 1
+
     # ---- communication
     def layer_comm(self, d: int, plan: "Plan", block: "Block", local: "Local") -> Iterable[Comm]:
         return ()
@@ -104,9 +162,14 @@ class Strategy:
     def step_comm(self, d: int, plan: "Plan", model: "ModelSpec", local: "Local") -> Iterable[Comm]:
         return ()
 
+    def leave_comm(self, d: int) -> str | None:
+        """The collective that hands every rank the whole latent when another plan takes
+        over between steps (a switching schedule): None when every rank holds it already."""
+        return "all_gather" if self.latent_split else None
+
     # ---- memory
     def weight_split(self, d: int) -> int:
-        """Divisor of the denoiser weights each rank holds (pipelines: see their driver)."""
+        """Divisor of the denoiser weights each rank holds (pipelines: see their loop)."""
         return 1
 
     def buffer_bytes(self, d: int, plan: "Plan", model: "ModelSpec", local: "Local") -> float:
@@ -119,9 +182,23 @@ class Strategy:
     def gpus(self, d: int, plan: "Plan") -> int:
         return d
 
+    def block_calls(self, d: int, plan: "Plan") -> float:
+        """Calls of each block a rank holds per step, over the whole model's blocks: its
+        per-block communication happens this often relative to a layer-wise plan."""
+        return 1.0
+
+    def round_steps(self, d: int, plan: "Plan") -> int:
+        """Steps one round of its loop finishes (AsyncDiff's stride, ParaStep's degree):
+        a run's cost grows by a round every that many steps."""
+        return 1
+
     def approx_steps(self, d: int, plan: "Plan", steps: int) -> int:
         """Denoising steps whose output is approximate in the "approx" sense."""
         return max(0, steps - self.warmup(plan)) if self.fidelity == "approx" else 0
+
+
+# The modifier every stale-activation and step-parallel method owns (0: no warm-up)
+WARMUP = Modifier("warmup", minimum=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,11 @@ from .base import AFTER_STEP, Comm, Strategy
 class CfgParallel(Strategy):
     key = "cfg"
     splits = "the two classifier-free-guidance branches"
-    combines_with = frozenset({"dp", "pipefusion", "ulysses", "ring", "tp", "distrifusion", "sync_patch",
-                               "naive_patch", "asyncdiff", "paradigms", "parastep", "dsp"})
+    layout_rank = 12
+    collectives = frozenset({"all_gather"})
+
+    def cap(self, model, sc):
+        return 2 if sc.cfg else 1
 
     def check(self, d, plan, model, sc):
         errs = []

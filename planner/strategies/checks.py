@@ -1,22 +1,28 @@
 """Constraint checks shared by several strategies."""
 from __future__ import annotations
 
-SEQ_KEYS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch")
+import math
+
+from ..spec import OpKind
+from .base import Comm
+
+# what a row split of a convolutional block exchanges (spatial_comms)
+SPATIAL_COLLECTIVES = frozenset({"p2p", "all_reduce"})
 
 
-def sequence_degree(plan) -> int:
-    """How many slices the latent rows are cut into at once (patches of a pipeline included)."""
-    n = 1
-    for k in SEQ_KEYS:
-        n *= plan.degree(k)
-    if plan.degree("pipefusion") > 1:
-        n *= plan.get("patches", plan.degree("pipefusion"))
-    return n
+def head_cap(model) -> int:
+    """Head-splitting degrees (Ulysses, TP) must divide every attention head count."""
+    return math.gcd(*model.attention_heads()) if model.attention_heads() else 1
 
 
-def rows_divisible(plan, model) -> list[str]:
-    """Sequence and patch methods split the latent by rows (xDiT: latent height % sp == 0)."""
-    n = sequence_degree(plan)
+def row_cap(model) -> int:
+    """Row-splitting degrees cannot exceed the latent's rows of patches."""
+    return model.latent_rows()
+
+
+def rows_divisible(n: int, plan, model) -> list[str]:
+    """Sequence and patch methods split the latent by rows (xDiT: latent height % sp == 0);
+    n: the slices all of the plan's row splits make at once (planner/legality.py)."""
     rows = model.latent_rows()
     if rows % n:
         return [f"the latent has {rows} rows of patches, not divisible into {n} slices "
@@ -37,10 +43,6 @@ def spatial_comms(key: str, block, local, overlap: str) -> list:
     side for 3x3), and every GroupNorm needs statistics over the whole image (an
     all-reduce of per-group sums). The executor's spatial layers do exactly this;
     transformer blocks have neither (their norms are per token)."""
-    import math
-
-    from ..spec import OpKind
-    from .base import Comm
     def overlaps(o) -> bool:
         """A kernel wider than its stride reads rows of the neighbouring slice (a 3x3 conv
         does; a DiT's 2x2 stride-2 patch embedding does not)."""

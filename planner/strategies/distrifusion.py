@@ -9,10 +9,8 @@ The first `warmup` steps (default 4, DistriFusion's warmup_steps) run as synchro
 patch parallelism. Memory: the full stale K/V of every layer plus the buffer the
 in-flight all-gather writes into, so it does not shrink with N. Approximate.
 """
-from .base import BLOCKING, IN_STEP, Comm, Shard, Strategy, self_attention_kv_bytes
-from .checks import rows_divisible, spatial_comms, stale_steps
-
-PATCH_FAMILY = frozenset({"cfg", "dp"})
+from .base import IN_STEP, WARMUP, Comm, Shard, Strategy, self_attention_kv_bytes
+from .checks import SPATIAL_COLLECTIVES, row_cap, spatial_comms, stale_steps
 
 
 def gather_kv(key: str, block, local, overlap: str):
@@ -27,10 +25,17 @@ class DistriFusion(Strategy):
     fidelity = "near"
     splits = "the image into patches (stale remote K/V)"
     default_warmup = 4
-    combines_with = PATCH_FAMILY
+    layout_rank = 4
+    latent_split = "rows"
+    modifiers = (WARMUP,)
+    collectives = frozenset({"all_gather"}) | SPATIAL_COLLECTIVES
+    overlaps_compute = True
+
+    def cap(self, model, sc):
+        return row_cap(model)
 
     def check(self, d, plan, model, sc):
-        return rows_divisible(plan, model) + stale_steps(plan, sc, "distrifusion", self.warmup(plan))
+        return stale_steps(plan, sc, "distrifusion", self.warmup(plan))
 
     def shard(self, d, plan):
         return Shard(seq=d, q=d)

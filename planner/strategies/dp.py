@@ -9,8 +9,10 @@ from .base import Strategy
 class DataParallel(Strategy):
     key = "dp"
     splits = "the images of the batch"
-    combines_with = frozenset({"cfg", "pipefusion", "ulysses", "ring", "tp", "distrifusion", "sync_patch",
-                               "naive_patch", "asyncdiff", "paradigms", "parastep", "hybridiff", "dsp"})
+    layout_rank = 13
+
+    def cap(self, model, sc):
+        return sc.batch
 
     def check(self, d, plan, model, sc):
         if sc.batch % d:
@@ -18,4 +20,7 @@ class DataParallel(Strategy):
         return []
 
     def batch_split(self, d):
+        return d
+
+    def image_split(self, d):
         return d

@@ -6,13 +6,18 @@ the block's activation slice. No head-count limit. Exact. Only for models with
 factorised spatial/temporal attention (Latte, STDiT, AnimateDiff/SVD motion layers).
 """
 from .base import BLOCKING, Comm, Shard, Strategy, activation_bytes
-from .distrifusion import PATCH_FAMILY
+from .checks import row_cap
 
 
 class DynamicSequence(Strategy):
     key = "dsp"
     splits = "frames (spatial blocks) or positions (temporal blocks)"
-    combines_with = PATCH_FAMILY
+    layout_rank = 3
+    latent_split = "frames"
+    collectives = frozenset({"all_to_all"})
+
+    def cap(self, model, sc):
+        return row_cap(model) if model.facts.factorised_attention else 1
 
     def check(self, d, plan, model, sc):
         if not model.facts.factorised_attention:

@@ -12,7 +12,8 @@ Switching re-shards the latents twice. Approximate (inside the window).
 """
 from __future__ import annotations
 
-from .base import Strategy
+from ..timeline import Timeline, run_pass, summarise
+from .base import WARMUP, Modifier, Strategy
 from .checks import stale_steps
 
 DEFAULT_K = 5
@@ -30,8 +31,18 @@ class Hybridiff(Strategy):
     exact = False
     fidelity = "approx"
     splits = "CFG branches, then a two-stage pipeline for k steps"
-    combines_with = frozenset({"dp"})
-    driver = "hybridiff"
+    layout_rank = 9
+    modifiers = (WARMUP, Modifier("k"))
+    collectives = frozenset({"all_gather", "broadcast"})
+    owns_loop = True
+    stage_cuts = True
+    window_modifier = "k"
+
+    def cap(self, model, sc):
+        return 2 if sc.cfg else 1
+
+    def variants(self, degrees):
+        return [{}] if degrees[self.key] == 2 else []     # one GPU per CFG branch
 
     def window(self, plan, steps: int) -> int:
         return min(int(plan.get("k", DEFAULT_K)), steps)
@@ -49,10 +60,11 @@ class Hybridiff(Strategy):
             errs.append(f"hybridiff k={plan.get('k', DEFAULT_K)} must be smaller than the {sc.steps} steps")
         return errs + stale_steps(plan, sc, "hybridiff", self.warmup(plan))
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.partition import balanced_cuts
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    def entered_from(self, plan):
+        # the window needs the last unconditional prediction of a CFG-parallel step
+        return cfg_phase(plan)
+
+    def loop(self, d, eng, detail):
 
         sc, local = eng.sc, eng.local
         k = self.window(eng.plan, sc.steps)
@@ -60,33 +72,27 @@ class Hybridiff(Strategy):
         # CFG phase: one branch per GPU, then all-gather the two noise predictions
         branch = eng.block_costs(batch=local.batch / d)
         noise = eng.model.latent_elems() * local.batch * local.elem
-        cfg_step = branch.pass_time() + eng.collective("all_gather", self.key, noise) + other
         # pipeline window: half of the denoiser per GPU, conditional branch only
         both = eng.block_costs(batch=local.batch / d)
-        cuts = balanced_cuts(both.compute, d)
-        halves = [both.pass_time(c) for c in cuts]
+        cuts = eng.balanced_cuts(both.compute, d)
         b = eng.model.blocks[cuts[0].stop - 1]
         act = (b.tokens * b.hidden + b.skip_elems) * local.batch / d * local.elem
-        bcast = eng.collective("broadcast", self.key, act) + eng.collective("broadcast", self.key, noise / d)
-        pipe_step = max(halves) + bcast + other
-        switch = 2 * eng.collective("all_gather", self.key, noise)   # re-shard latents in and out
-        total = (sc.steps - k) * cfg_step + k * pipe_step + switch
-        tl = None
-        if detail:
-            tl = Timeline(d, ["rank 0 (cond. / stage 0)", "rank 1 (uncond. / stage 1)"])
-            t = 0.0
-            for s in range(2):
-                for r in range(d):
-                    tl.add(r, COMPUTE, branch.pass_time(), after=t, label="CFG branch", step=s)
-                t = max(tl.free_at(r) for r in range(d))
-                t = tl.add(0, COMM, cfg_step - branch.pass_time() - other, after=t, label="noise gather", step=s)
-                t += other
-            for s in range(2, 4):
-                for r in range(d):
-                    tl.add(r, COMPUTE, halves[r], after=t, label="pipeline half", step=s)
-                t = max(tl.free_at(r) for r in range(d))
-                t = tl.add(0, COMM, bcast, after=t, label="broadcast", step=s) + other
-        compute_s = branch.compute.sum() * (sc.steps - k) + max(float(both.compute[c].sum()) for c in cuts) * k
-        comm_s = (cfg_step - other - branch.pass_time()) * (sc.steps - k) + bcast * k + switch
-        return Denoise(total, cfg_step, float(compute_s), float(comm_s), other * sc.steps, noise, tl, cuts=cuts,
-                       notes=[f"CFG parallel for {sc.steps - k} steps, 2-stage pipeline for k={k} steps"])
+        gather = eng.collective("all_gather", self.key, noise)
+        tl = Timeline(d, ["rank 0 (cond. / stage 0)", "rank 1 (uncond. / stage 1)"])
+        # the window's steps, the two re-shards around it, then the CFG steps (the steady unit)
+        t = max(run_pass(tl, r, both, cuts[r], eng.eta, "pipeline half", 0) for r in range(d))
+        for nbytes, what in ((act, "stage boundary"), (noise / d, "noise prediction")):
+            t = max(tl.block(r, eng.collective("broadcast", self.key, nbytes), after=t, label=f"broadcast {what}",
+                             step=0, dim=self.key) for r in range(d))
+        t = max(tl.host(r, other, after=t, step=0) for r in range(d))
+        for r in range(d):     # re-shard the latents into the window and out of it
+            tl.block(r, 2 * gather, after=t, label="switch re-shard", step=1, dim=self.key)
+        t = max(run_pass(tl, r, branch, slice(None), eng.eta, "CFG branch", 2, after=tl.free_at(r))
+                for r in range(d))
+        t = max(tl.block(r, gather, after=t, label="noise gather", step=2, dim=self.key) for r in range(d))
+        for r in range(d):
+            tl.host(r, other, after=t, step=2)
+        halves = [both.pass_time(c, eta=eng.eta) for c in cuts]
+        return summarise(tl, [(0, k), (1, 1), (2, sc.steps - k)], critical=max(range(d), key=lambda r: halves[r]),
+                         comm_bytes_per_step=noise, cuts=cuts,
+                         notes=[f"CFG parallel for {sc.steps - k} steps, 2-stage pipeline for k={k} steps"])

@@ -4,8 +4,7 @@ Each rank denoises its patch as if it were the whole image (attention only withi
 patch); nothing is exchanged until the end. Fast, visibly seamed. Evaluated on request only.
 """
 from .base import Shard, Strategy
-from .checks import rows_divisible
-from .distrifusion import PATCH_FAMILY
+from .checks import row_cap
 
 
 class NaivePatch(Strategy):
@@ -14,10 +13,11 @@ class NaivePatch(Strategy):
     fidelity = "approx"
     recommend = False
     splits = "the image into independent patches"
-    combines_with = PATCH_FAMILY
+    layout_rank = 6
+    latent_split = "rows"
 
-    def check(self, d, plan, model, sc):
-        return rows_divisible(plan, model)
+    def cap(self, model, sc):
+        return row_cap(model)
 
     def shard(self, d, plan):
         return Shard(seq=d, q=d, kv=d)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ..timeline import COMPUTE, REDUNDANT, Timeline, run_pass, summarise
 from .base import Strategy
 
 # Total network evaluations over sequential ones (sources above). An assumption from
@@ -31,39 +32,44 @@ class ParaDiGMS(Strategy):
     exact = False
     fidelity = "approx"
     splits = "timesteps (a window refined by Picard iterations)"
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "paradigms"
+    layout_rank = 11
+    collectives = frozenset({"all_gather"})
+    owns_loop = True
+    in_segments = False       # the Picard window spans the whole trajectory
+
+    def cap(self, model, sc):
+        return sc.steps
 
     def check(self, d, plan, model, sc):
         if d > sc.steps:
             return [f"paradigms={d}: the window cannot exceed the {sc.steps} steps"]
         return []
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
-
+    def loop(self, d, eng, detail):
         sc, local = eng.sc, eng.local
         costs = eng.block_costs()
-        eval_t = costs.pass_time()
         drift = eng.model.latent_elems() * local.batch * local.elem * d   # gathered window
         gather = eng.collective("all_gather", self.key, drift)
-        cfg_s, cfg_b = eng.after_step()
-        other = eng.step_overhead()
+        _, cfg_b = eng.after_step()
         iters = picard_iterations(sc.steps, d)
-        it_t = eval_t + gather + cfg_s + other
-        tl = None
-        if detail:
-            tl = Timeline(1, [f"each of {d} window ranks"])
-            for k in range(min(iters, 3)):
-                end = tl.add(0, COMPUTE, eval_t, label=f"Picard iteration {k}", step=k)
-                end = tl.add(0, COMM, gather + cfg_s, after=end, label="drift all-gather", step=k)
-                tl.wait(0, end)
-                tl.add(0, COMPUTE, other, label="window update", step=k)
-        # steady state counted as the sequential-equivalent work; the extra Picard
-        # iterations show up as bubble (wasted evaluations)
+        # the sequential-equivalent iterations advance the trajectory; the extra Picard
+        # iterations are redundant work (bubble: wasted evaluations)
         seq_equiv = math.ceil(sc.steps / d)
-        return Denoise(iters * it_t, it_t, eval_t * seq_equiv, (gather + cfg_s) * seq_equiv, other * iters,
-                       drift + cfg_b, tl,
-                       notes=[f"{iters} Picard iterations of a {d}-step window "
-                              f"(assumes {PICARD_EVAL_RATIO:g}x the sequential evaluations)"])
+        tl = Timeline(1, [f"each of {d} window ranks"])
+        units = []
+        for step, count, part in ((0, seq_equiv, None), (1, iters - seq_equiv, REDUNDANT)):
+            if count > 0:
+                label = "Picard iteration" if part is None else "extra Picard iteration"
+                if part is None:
+                    run_pass(tl, 0, costs, slice(None), eng.eta, label, step)
+                    tl.block(0, gather, label="drift all-gather", step=step, dim=self.key)
+                    for dim, secs in eng.after_step_dims().items():
+                        tl.block(0, secs, label="noise-prediction gather", step=step, dim=dim)
+                else:
+                    tl.add(0, COMPUTE, costs.pass_time(eta=eng.eta) + gather + eng.after_step()[0], label=label,
+                           step=step, part=part)
+                tl.host(0, eng.step_overhead(), label="window update", step=step)
+                units.append((step, count))
+        return summarise(tl, units, comm_bytes_per_step=drift + cfg_b,
+                         notes=[f"{iters} Picard iterations of a {d}-step window "
+                                f"(assumes {PICARD_EVAL_RATIO:g}x the sequential evaluations)"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from .base import Strategy
+from ..timeline import Timeline, run_pass, summarise
+from .base import WARMUP, Strategy
 from .checks import stale_steps
 
 
@@ -20,8 +21,16 @@ class ParaStep(Strategy):
     fidelity = "approx"
     splits = "denoising steps (reuse the last noise prediction, then re-predict)"
     default_warmup = 1
-    combines_with = frozenset({"cfg", "dp"})
-    driver = "parastep"
+    layout_rank = 10
+    modifiers = (WARMUP,)
+    collectives = frozenset({"all_gather"})
+    owns_loop = True
+
+    def cap(self, model, sc):
+        return sc.steps
+
+    def round_steps(self, d, plan):
+        return d
 
     def check(self, d, plan, model, sc):
         errs = stale_steps(plan, sc, "parastep", self.warmup(plan))
@@ -29,28 +38,24 @@ class ParaStep(Strategy):
             errs.append(f"parastep={d} exceeds the {sc.steps} steps")
         return errs
 
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
-
+    def loop(self, d, eng, detail):
         sc, local = eng.sc, eng.local
         warm = min(self.warmup(eng.plan), sc.steps)
-        eval_t = eng.block_costs().pass_time()
+        costs = eng.block_costs()
         noise = eng.model.latent_elems() * local.batch * local.elem * d
         gather = eng.collective("all_gather", self.key, noise)
-        cfg_s, cfg_b = eng.after_step()
-        other = eng.step_overhead()
+        _, cfg_b = eng.after_step()
         rounds = math.ceil((sc.steps - warm) / d)
-        round_t = eval_t + gather + cfg_s + other
-        total = warm * (eval_t + cfg_s + other) + rounds * round_t
-        tl = None
-        if detail:
-            tl = Timeline(1, [f"each of {d} ranks"])
-            for k in range(min(warm + rounds, warm + 2)):
-                end = tl.add(0, COMPUTE, eval_t, label="warm-up step" if k < warm else f"round {k - warm}", step=k)
-                if k >= warm:
-                    end = tl.add(0, COMM, gather + cfg_s, after=end, label="noise all-gather", step=k)
-                tl.wait(0, end)
-                tl.add(0, COMPUTE, other, label="scheduler", step=k)
-        return Denoise(total, round_t, eval_t * rounds, (gather + cfg_s) * rounds, other * (rounds + warm),
-                       noise + cfg_b, tl, notes=[f"{rounds} rounds of {d} steps after {warm} warm-up step(s)"])
+        tl = Timeline(1, [f"each of {d} ranks"])
+        units = []
+        for step, count, label in ((0, warm, "warm-up step"), (1, rounds, "round")):
+            if count:
+                run_pass(tl, 0, costs, slice(None), eng.eta, label, step)
+                if step:              # a round ends with the ranks' noise predictions all-gathered
+                    tl.block(0, gather, label="noise all-gather", step=step, dim=self.key)
+                for dim, secs in eng.after_step_dims().items():
+                    tl.block(0, secs, label="noise-prediction gather", step=step, dim=dim)
+                tl.host(0, eng.step_overhead(), step=step)
+                units.append((step, count))
+        return summarise(tl, units, warmup={0}, comm_bytes_per_step=noise + cfg_b,
+                         notes=[f"{rounds} rounds of {d} steps after {warm} warm-up step(s)"])

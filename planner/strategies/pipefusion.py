@@ -7,11 +7,11 @@ values, overwritten patch by patch as fresh ones arrive. Only stage-boundary
 activations travel (async point-to-point), so traffic does not grow with depth.
 The first `warmup` steps (default 1, xDiT's default) run synchronously without stale
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
-Timing comes from the pipeline timeline in planner/cost/drivers.py.
+Timing comes from the pipeline simulated on the timeline (`loop`).
 """
-from .base import Shard, Strategy, self_attention_kv_bytes
-from .checks import rows_divisible, stale_steps
-from .ulysses import SP_FAMILY
+from ..timeline import COMM, HIDDEN, Timeline, run_pass, summarise
+from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
+from .checks import stale_steps
 
 
 class PipeFusion(Strategy):
@@ -20,11 +20,32 @@ class PipeFusion(Strategy):
     fidelity = "near"
     splits = "layers into stages x the image into patches"
     default_warmup = 1
-    combines_with = SP_FAMILY - {"pipefusion"} | {"ulysses", "ring", "tp"}
-    driver = "pipefusion"
+    layout_rank = 7
+    modifiers = (Modifier("patches"), WARMUP)
+    collectives = frozenset({"p2p", "broadcast"})
+    overlaps_compute = True
+    owns_loop = True
+    stage_cuts = True
+    stage_weights = True
 
     def patches(self, d, plan) -> int:
         return int(plan.get("patches", d))
+
+    def cap(self, model, sc):
+        return len(model.blocks)
+
+    def variants(self, degrees):
+        # xDiT sweeps M around N; its App. B finds M = N best: try M = N and M = 2N
+        return [{}, {"patches": 2 * degrees[self.key]}]
+
+    def block_calls(self, d, plan):
+        return self.patches(d, plan) / d     # 1/N of the blocks, once per patch
+
+    def row_slices(self, d, plan):
+        return self.patches(d, plan)
+
+    def leave_comm(self, d):
+        return "broadcast"    # the last stage holds the updated latent
 
     def check(self, d, plan, model, sc):
         errs = []
@@ -32,7 +53,7 @@ class PipeFusion(Strategy):
             errs.append(f"pipefusion={d} needs at least {d} blocks; {model.id} has {len(model.blocks)}")
         if self.patches(d, plan) < 1:
             errs.append("patches must be >= 1")
-        return errs + rows_divisible(plan, model) + stale_steps(plan, sc, "pipefusion", self.warmup(plan))
+        return errs + stale_steps(plan, sc, "pipefusion", self.warmup(plan))
 
     def shard(self, d, plan):
         m = self.patches(d, plan)
@@ -44,27 +65,21 @@ class PipeFusion(Strategy):
         sp = plan.degree("ulysses") * plan.degree("ring")
         return sum(self_attention_kv_bytes(b, local, full=True) for b in blocks) / sp
 
-    # ---- schedule: the pipeline over stages x patches, simulated on the timeline
-    def schedule(self, d, eng, detail):
-        from ..cost.engine import Denoise
-        from ..cost.timeline import COMM, COMPUTE, Timeline
+    # ---- loop: the pipeline over stages x patches, simulated on the timeline
+    def loop(self, d, eng, detail):
 
         sc, plan, local = eng.sc, eng.plan, eng.local
         m = self.patches(d, plan)
         warm = min(self.warmup(plan), sc.steps)
-        # Hook (planner/ilp): each stage's costs on its own GPU (one engine on uniform
-        # GPUs), and cuts by cost with per-stage memory caps (DP, or the integer program
-        # where a cap binds or the stages' GPUs differ).
-        from ..ilp.hetero import stage_engines
-        from ..ilp.partition import pipeline_cuts
-        engs = stage_engines(eng, self.key)
+        # each stage's costs on its own GPU (one engine on uniform GPUs), and cuts by cost
+        # with per-stage memory caps (Engine.stage_cuts)
+        engs = eng.stage_engines(self.key)
         whole_shard = Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
                             local.shard.heads, local.shard.features, local.shard.groups)
         micros = [e.block_costs() for e in engs]                  # one patch
         wholes = [e.block_costs(shard=whole_shard) for e in engs]
-        cuts = pipeline_cuts(eng, [u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
+        cuts = eng.stage_cuts([u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
         patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
-        warm_t = [wholes[s].pass_time(c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
         # point-to-point hops between neighbouring stages, all pipelines at once
         ranks = eng.layout.groups("pipefusion")
@@ -80,44 +95,52 @@ class PipeFusion(Strategy):
         hops = [hop(s, boundary(c, local.shard.seq)) for s, c in enumerate(cuts[:-1])]
         hops_whole = [hop(s, boundary(c, local.shard.seq // m)) for s, c in enumerate(cuts[:-1])]
         back = hop(d - 1, latent_patch) if d > 1 else 0.0
-        gather_s, gather_b = eng.after_step()
+        _, gather_b = eng.after_step()
         other = eng.step_overhead()
 
         labels = [f"stage {s} ({len(range(*c.indices(len(eng.model.blocks))))} blocks)" for s, c in enumerate(cuts)]
         tl = Timeline(d, labels)
+        gathers = eng.after_step_dims()
+
+        def stage_pass(s: int, costs, sync: bool, after: float, label: str, step: int) -> float:
+            """Stage s's blocks, with the exposed communication of the dimensions inside
+            the stage (Ulysses, Ring, TP)."""
+            return run_pass(tl, s, costs, cuts[s], eng.eta, label, step, sync=sync, after=after)
+
+        def gather(scale: float, after: float, step: int) -> float:
+            """The once-per-step collectives (CFG gather) on the last stage, `scale` of them."""
+            for dim, secs in gathers.items():
+                after = tl.add(d - 1, COMM, secs * scale, after=after, label="noise-prediction gather",
+                               step=step, dim=dim)
+            return after
+
+        units = []
         t = 0.0
-        for step in range(warm):   # synchronous: the whole image through the stages in turn
+        if warm:   # one synchronous step: the whole image through the stages in turn
             for s in range(d):
-                t = tl.add(s, COMPUTE, warm_t[s], after=t, label="warm-up", step=step)
+                t = stage_pass(s, wholes[s], True, t, "warm-up", 0)
                 if s < d - 1:
-                    t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=step)
-            t = tl.add(d - 1, COMM, gather_s, after=t, label="noise-prediction gather", step=step)
-            t = tl.add(0, COMPUTE, other, after=t, label="scheduler", step=step)
+                    t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=0, dim=self.key)
+            t = tl.host(0, other, after=gather(1.0, t, 0), step=0)
+            units.append((0, warm))
         ready = [t] * m           # when patch j of the next step may enter stage 0
         simulated = min(sc.steps - warm, 2)   # fill, then one steady step
         for k in range(simulated):
-            step = warm + k
+            step = 1 + k
             for j in range(m):
                 a = ready[j]
                 for s in range(d):
-                    end = tl.add(s, COMPUTE, patch_t[s], after=a, label=f"patch {j}", step=step)
+                    end = stage_pass(s, micros[s], False, a, f"patch {j}", step)
                     if s < d - 1:
-                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step)
+                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step, part=HIDDEN)
                 # the last stage finishes the patch: guidance gather, scheduler update of
                 # the patch (xDiT's patch-aware scheduler), latent patch back to stage 0
-                end = tl.add(d - 1, COMM, gather_s / m, after=end, label="noise-prediction gather", step=step)
-                end = tl.add(d - 1, COMPUTE, other / m, after=end, label="scheduler", step=step)
-                ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step)
-        ends = [tl.step_end(warm + k) for k in range(simulated)]
-        steady = ends[-1] - ends[-2] if simulated >= 2 else (ends[-1] - t if simulated else 0.0)
-        total = tl.makespan + (sc.steps - warm - simulated) * steady
+                end = tl.host(d - 1, other / m, after=gather(1.0 / m, end, step), step=step)
+                ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step, part=HIDDEN)
+            units.append((step, 1 if k + 1 < simulated else sc.steps - warm - k))
 
-        stage_compute = [float(micros[s].compute[c].sum()) for s, c in enumerate(cuts)]
         slowest = max(range(d), key=lambda s: patch_t[s])
-        compute_s = m * stage_compute[slowest] * sc.steps
-        comm_s = m * (patch_t[slowest] - stage_compute[slowest]) * sc.steps
         sent = m * max(hops and [boundary(c, local.shard.seq) for c in cuts[:-1]] or [0.0]) + gather_b
         notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
-        return Denoise(total, steady, compute_s, comm_s, other * sc.steps, sent,
-                       tl if detail else None, rank_blocks=cuts, cuts=cuts, notes=notes)
-
+        return summarise(tl, units, critical=slowest, warmup={0}, comm_bytes_per_step=sent, rank_blocks=cuts,
+                         cuts=cuts, notes=notes)

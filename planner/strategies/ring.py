@@ -7,17 +7,19 @@ attention of the block before it. Exact. With ulysses it forms USP (ulysses insi
 ring outside): the ring passes the K/V of the rank's Ulysses head shard.
 """
 from .base import BLOCKING, IN_ATTENTION, Comm, Shard, Strategy
-from .checks import rows_divisible, spatial_comms
-from .ulysses import SP_FAMILY
+from .checks import SPATIAL_COLLECTIVES, row_cap, spatial_comms
 
 
 class Ring(Strategy):
     key = "ring"
     splits = "tokens; K/V blocks circulate"
-    combines_with = SP_FAMILY - {"ring"} | {"ulysses"}
+    layout_rank = 2
+    latent_split = "rows"
+    collectives = frozenset({"p2p"}) | SPATIAL_COLLECTIVES
+    overlaps_compute = True
 
-    def check(self, d, plan, model, sc):
-        return rows_divisible(plan, model)
+    def cap(self, model, sc):
+        return row_cap(model)
 
     def shard(self, d, plan):
         return Shard(seq=d, q=d)

@@ -4,18 +4,20 @@ Like distrifusion, but every layer waits for the fresh full K/V (blocking all-ga
 so it is exact and its communication is never hidden. Evaluated on request only.
 """
 from .base import BLOCKING, Shard, Strategy
-from .checks import rows_divisible, spatial_comms
-from .distrifusion import PATCH_FAMILY, gather_kv
+from .checks import SPATIAL_COLLECTIVES, row_cap, spatial_comms
+from .distrifusion import gather_kv
 
 
 class SyncPatch(Strategy):
     key = "sync_patch"
     recommend = False
     splits = "the image into patches (fresh K/V every layer)"
-    combines_with = PATCH_FAMILY
+    layout_rank = 5
+    latent_split = "rows"
+    collectives = frozenset({"all_gather"}) | SPATIAL_COLLECTIVES
 
-    def check(self, d, plan, model, sc):
-        return rows_divisible(plan, model)
+    def cap(self, model, sc):
+        return row_cap(model)
 
     def shard(self, d, plan):
         return Shard(seq=d, q=d)

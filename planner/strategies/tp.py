@@ -7,13 +7,17 @@ full activation per transformer layer. Weights are sharded 1/t; activations are 
 Exact. Loses on diffusion models because their activations are large (methods.md (2)).
 """
 from .base import BLOCKING, Comm, Shard, Strategy
-from .ulysses import SP_FAMILY
+from .checks import head_cap
 
 
 class TensorParallel(Strategy):
     key = "tp"
     splits = "weights (features and heads)"
-    combines_with = SP_FAMILY - {"tp"} | {"ulysses", "ring"}
+    layout_rank = 0
+    collectives = frozenset({"all_reduce"})
+
+    def cap(self, model, sc):
+        return head_cap(model)
 
     def check(self, d, plan, model, sc):
         bad = [h for h in model.attention_heads() if h % d]

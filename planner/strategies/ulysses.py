@@ -6,15 +6,18 @@ our executor do) and another turns the output back (O): blocking (xdit.md (e)). 
 divide every attention head count, and the latent rows must divide by the sequence degree.
 """
 from .base import BLOCKING, Comm, Shard, Strategy
-from .checks import rows_divisible, spatial_comms
-
-SP_FAMILY = frozenset({"cfg", "dp", "pipefusion", "ring", "tp"})
+from .checks import SPATIAL_COLLECTIVES, head_cap, spatial_comms
 
 
 class Ulysses(Strategy):
     key = "ulysses"
     splits = "tokens, then heads inside attention"
-    combines_with = SP_FAMILY - {"ulysses"} | {"ring"}
+    layout_rank = 1
+    latent_split = "rows"
+    collectives = frozenset({"all_to_all", "all_gather"}) | SPATIAL_COLLECTIVES
+
+    def cap(self, model, sc):
+        return head_cap(model)
 
     def check(self, d, plan, model, sc):
         errs = []
@@ -23,7 +26,7 @@ class Ulysses(Strategy):
         if bad:
             errs.append(f"ulysses={d}{' x tp=' + str(plan.degree('tp')) if plan.degree('tp') > 1 else ''} "
                         f"must divide the attention head counts {list(model.attention_heads())} of {model.id}")
-        return errs + rows_divisible(plan, model)
+        return errs
 
     def shard(self, d, plan):
         return Shard(seq=d, heads=d)

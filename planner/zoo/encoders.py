@@ -1,15 +1,13 @@
 """Text (and image-conditioning) encoders, run once per prompt before denoising.
 
-Each encoder is a stack of standard transformer layers built from its published config;
+Each encoder is a stack of standard transformer layers built from its transformers config.json;
 params add up to the sizes in models.csv's text_encoders column and FLOPs come out as
 ~2 x params x tokens plus attention. Embedding tables are gathers (params, no FLOPs).
-Stages are immutable, so each constructor is cached by its token count.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 from planner.spec import Op, Stage
+from planner.zoo.hub import Cfg, ZooError
 from planner.zoo.layers import attention, conv, ew, linear, lookup, mlp, norm
 
 
@@ -39,110 +37,104 @@ def _stage(name: str, ops: list[Op]) -> Stage:
     return Stage(name, tuple(ops), sum(o.params for o in ops))
 
 
-def clip_text(name: str, tokens: int, *, layers: int, dim: int, heads: int,
-              projection: int = 0) -> Stage:
-    """OpenAI / OpenCLIP text towers as diffusers loads them (CLIPTextModel[WithProjection]):
-    token + 77 learned positions, pre-LN layers with biases and 4x GELU MLP, final LN,
-    optional text projection of the pooled (EOS) token."""
-    ops = [lookup("tok_embed", tokens, dim, 49408), lookup("pos_embed", tokens, dim, 77)]
-    ops += _layers(tokens, layers=layers, dim=dim, heads=heads, head_dim=dim // heads,
-                   ffn=4 * dim, bias=True)
+# Defaults of the transformers config classes for the keys read here (transformers 5.23:
+# CLIPTextConfig, CLIPVisionConfig, T5Config, UMT5Config, BertConfig, LlamaConfig); files
+# saved by transformers keep these keys, the defaults only serve older or hand-written ones.
+CLIP_TEXT_DEFAULTS = {"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "projection_dim": 512,
+                      "num_hidden_layers": 12, "num_attention_heads": 8, "max_position_embeddings": 77}
+CLIP_VISION_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "projection_dim": 512,
+                        "num_hidden_layers": 12, "num_attention_heads": 12, "num_channels": 3, "image_size": 224,
+                        "patch_size": 32}
+T5_DEFAULTS = {"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8,
+               "relative_attention_num_buckets": 32, "feed_forward_proj": "relu"}
+UMT5_DEFAULTS = T5_DEFAULTS | {"vocab_size": 250112, "num_layers": 8, "num_heads": 6, "d_ff": 1024,
+                               "feed_forward_proj": "gated-gelu"}
+BERT_DEFAULTS = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                 "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2}
+LLAMA_DEFAULTS = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                  "num_attention_heads": 32, "num_key_value_heads": None, "head_dim": None, "attention_bias": False,
+                  "mlp_bias": False}
+
+
+def clip_text(cfg: Cfg, tokens: int, name: str, projection: bool) -> Stage:
+    """CLIPTextModel[WithProjection]: token + learned positions, pre-LN layers with biases and
+    a GELU MLP, final LN, and (WithProjection) the text projection of the pooled (EOS) token."""
+    dim = cfg["hidden_size"]
+    ops = [lookup("tok_embed", tokens, dim, cfg["vocab_size"]),
+           lookup("pos_embed", tokens, dim, cfg["max_position_embeddings"])]
+    ops += _layers(tokens, layers=cfg["num_hidden_layers"], dim=dim, heads=cfg["num_attention_heads"],
+                   head_dim=dim // cfg["num_attention_heads"], ffn=cfg["intermediate_size"], bias=True)
     ops.append(norm("final_norm", tokens, dim, params=2 * dim))
     if projection:
-        ops.append(linear("text_projection", 1, dim, projection, bias=False))
+        ops.append(linear("text_projection", 1, dim, cfg["projection_dim"], bias=False))
     return _stage(name, ops)
 
 
-@lru_cache(maxsize=32)
-def clip_l(tokens: int = 77, projection: bool = False) -> Stage:
-    """CLIP ViT-L/14 text encoder, 123M (123.7M with the SD3/SDXL projection)."""
-    return clip_text("CLIP-L text", tokens, layers=12, dim=768, heads=12,
-                     projection=768 if projection else 0)
-
-
-@lru_cache(maxsize=32)
-def openclip_h(tokens: int = 77) -> Stage:
-    """OpenCLIP ViT-H/14 text tower of SD2.x: 23 of its 24 layers are kept, 340M."""
-    return clip_text("OpenCLIP ViT-H text (23 layers)", tokens, layers=23, dim=1024, heads=16)
-
-
-@lru_cache(maxsize=32)
-def openclip_bigg(tokens: int = 77) -> Stage:
-    """OpenCLIP ViT-bigG/14 text tower with its 1280x1280 projection, 695M."""
-    return clip_text("OpenCLIP ViT-bigG text", tokens, layers=32, dim=1280, heads=20,
-                     projection=1280)
-
-
-def _t5(name: str, tokens: int, *, dim: int, heads: int, ffn: int, vocab: int,
-        per_layer_bias: bool) -> Stage:
-    """T5 v1.1 family encoder: no biases, RMSNorm, gated-GELU MLP (wi_0, wi_1, wo),
-    relative position bias (32 buckets x heads) in layer 0, or in every layer (umT5)."""
-    table = 32 * heads
-    ops = [lookup("tok_embed", tokens, dim, vocab)]
-    ops += _layers(tokens, layers=24, dim=dim, heads=heads, head_dim=64, ffn=ffn, bias=False,
-                   gated=True, rms=True, rel_bias=table if per_layer_bias else 0)
+def t5(cfg: Cfg, tokens: int, name: str, per_layer_bias: bool) -> Stage:
+    """T5 v1.1 family encoder (T5EncoderModel, UMT5EncoderModel): no biases, RMSNorm,
+    gated-GELU MLP (wi_0, wi_1, wo), relative position bias (buckets x heads) in layer 0,
+    or in every layer (umT5)."""
+    heads, dim = cfg["num_heads"], cfg["d_model"]
+    gated = str(cfg["feed_forward_proj"]).startswith("gated")
+    table = cfg["relative_attention_num_buckets"] * heads
+    ops = [lookup("tok_embed", tokens, dim, cfg["vocab_size"])]
+    ops += _layers(tokens, layers=cfg["num_layers"], dim=dim, heads=heads, head_dim=cfg["d_kv"], ffn=cfg["d_ff"],
+                   bias=False, gated=gated, rms=True, rel_bias=table if per_layer_bias else 0)
     if not per_layer_bias:
         ops.append(ew("rel_pos_bias", tokens, heads, 2, params=table))
     ops.append(norm("final_norm", tokens, dim, params=dim))
     return _stage(name, ops)
 
 
-@lru_cache(maxsize=32)
-def t5_xxl(tokens: int) -> Stage:
-    """T5-v1.1-XXL encoder (d 4096, 64 heads x 64, ff 10240, 24 layers), 4.76B."""
-    return _t5("T5-v1.1-XXL encoder", tokens, dim=4096, heads=64, ffn=10240, vocab=32128,
-               per_layer_bias=False)
-
-
-@lru_cache(maxsize=32)
-def umt5_xxl(tokens: int) -> Stage:
-    """umT5-XXL encoder (Wan): T5-XXL dims with a 256384-token vocabulary, 5.68B."""
-    return _t5("umT5-XXL encoder", tokens, dim=4096, heads=64, ffn=10240, vocab=256384,
-               per_layer_bias=True)
-
-
-@lru_cache(maxsize=32)
-def mt5_xl(tokens: int) -> Stage:
-    """mT5-XL encoder (HunyuanDiT): d 2048, 32 heads x 64, ff 5120, 24 layers, 1.67B."""
-    return _t5("mT5-XL encoder", tokens, dim=2048, heads=32, ffn=5120, vocab=250112,
-               per_layer_bias=False)
-
-
-@lru_cache(maxsize=32)
-def bilingual_clip(tokens: int = 77) -> Stage:
-    """HunyuanDiT's bilingual CLIP text tower: a BERT-large (24 x 1024, 16 heads,
-    ff 4096, vocab 47020, post-LN) with its pooler, ~352M."""
-    dim = 1024
-    ops = [lookup("tok_embed", tokens, dim, 47020), lookup("pos_embed", tokens, dim, 512),
-           lookup("type_embed", tokens, dim, 2), norm("embed_norm", tokens, dim, params=2 * dim)]
-    ops += _layers(tokens, layers=24, dim=dim, heads=16, head_dim=64, ffn=4096, bias=True,
-                   post_norm=True)
+def bert(cfg: Cfg, tokens: int, name: str) -> Stage:
+    """BertModel with its pooler (HunyuanDiT's bilingual CLIP text tower): token, position and
+    token-type embeddings, embedding LN, post-LN layers with biases, pooler."""
+    dim = cfg["hidden_size"]
+    ops = [lookup("tok_embed", tokens, dim, cfg["vocab_size"]),
+           lookup("pos_embed", tokens, dim, cfg["max_position_embeddings"]),
+           lookup("type_embed", tokens, dim, cfg["type_vocab_size"]), norm("embed_norm", tokens, dim, params=2 * dim)]
+    ops += _layers(tokens, layers=cfg["num_hidden_layers"], dim=dim, heads=cfg["num_attention_heads"],
+                   head_dim=dim // cfg["num_attention_heads"], ffn=cfg["intermediate_size"], bias=True, post_norm=True)
     ops.append(linear("pooler", 1, dim, dim))
-    return _stage("bilingual CLIP text (BERT-large)", ops)
+    return _stage(name, ops)
 
 
-@lru_cache(maxsize=32)
-def llama3_8b(tokens: int) -> Stage:
-    """HunyuanVideo's MLLM text encoder: the LLaMA-3-8B decoder of LLaVA-LLaMA-3-8B as
-    diffusers loads it (LlamaModel, no LM head: 7.50B). All 32 layers run although the
-    pipeline reads the 3rd-from-last hidden state. GQA: 32 query / 8 KV heads."""
-    dim = 4096
-    ops = [lookup("tok_embed", tokens, dim, 128256)]
-    ops += _layers(tokens, layers=32, dim=dim, heads=32, head_dim=128, ffn=14336, bias=False,
-                   gated=True, kv_heads=8, rms=True)
+def llama(cfg: Cfg, tokens: int, name: str) -> Stage:
+    """LlamaModel (no LM head): RMSNorm, GQA attention, SwiGLU MLP, no biases. All layers run
+    (HunyuanVideo reads the 3rd-from-last hidden state, but the model computes every layer)."""
+    dim, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    if cfg["attention_bias"] or cfg["mlp_bias"]:
+        raise ZooError(f"{cfg.where}: attention_bias / mlp_bias are not supported (accepted: false)")
+    ops = [lookup("tok_embed", tokens, dim, cfg["vocab_size"])]
+    ops += _layers(tokens, layers=cfg["num_hidden_layers"], dim=dim, heads=heads,
+                   head_dim=cfg["head_dim"] or dim // heads, ffn=cfg["intermediate_size"], bias=False, gated=True,
+                   kv_heads=cfg["num_key_value_heads"] or heads, rms=True)
     ops.append(norm("final_norm", tokens, dim, params=dim))
-    return _stage("LLaVA-LLaMA-3-8B (LlamaModel)", ops)
+    return _stage(name, ops)
 
 
-@lru_cache(maxsize=32)
-def clip_vit_h_image() -> Stage:
-    """SVD's conditioning-image encoder: CLIP ViT-H/14 vision tower at 224 px (256
-    patches + CLS = 257 tokens), 32 x 1280, with its 1280->1024 projection, ~632M."""
-    dim, tokens = 1280, 257
-    ops = [conv("patch_embed", 256, 3, dim, 14 * 14, in_tokens=224 * 224, bias=False),
-           lookup("class_pos_embed", tokens, dim, 1 + tokens),
-           norm("pre_norm", tokens, dim, params=2 * dim)]
-    ops += _layers(tokens, layers=32, dim=dim, heads=16, head_dim=80, ffn=5120, bias=True)
+def clip_vision(cfg: Cfg, name: str) -> Stage:
+    """CLIPVisionModelWithProjection (SVD's conditioning-image encoder): patch conv, class
+    token + learned positions, pre-LN, layers, post-LN of the class token, visual projection."""
+    dim, size, patch = cfg["hidden_size"], cfg["image_size"], cfg["patch_size"]
+    patches = (size // patch) ** 2
+    tokens = patches + 1
+    ops = [conv("patch_embed", patches, cfg["num_channels"], dim, patch * patch, in_tokens=size * size, bias=False),
+           lookup("class_pos_embed", tokens, dim, 1 + tokens), norm("pre_norm", tokens, dim, params=2 * dim)]
+    ops += _layers(tokens, layers=cfg["num_hidden_layers"], dim=dim, heads=cfg["num_attention_heads"],
+                   head_dim=dim // cfg["num_attention_heads"], ffn=cfg["intermediate_size"], bias=True)
     ops += [norm("post_norm", 1, dim, params=2 * dim),
-            linear("visual_projection", 1, dim, 1024, bias=False)]
-    return _stage("CLIP ViT-H/14 image encoder", ops)
+            linear("visual_projection", 1, dim, cfg["projection_dim"], bias=False)]
+    return _stage(name, ops)
+
+
+# transformers class -> (defaults, builder(cfg, tokens, name)); image encoders ignore tokens
+ENCODERS = {
+    "CLIPTextModel": (CLIP_TEXT_DEFAULTS, lambda c, t, n: clip_text(c, t, n, projection=False)),
+    "CLIPTextModelWithProjection": (CLIP_TEXT_DEFAULTS, lambda c, t, n: clip_text(c, t, n, projection=True)),
+    "T5EncoderModel": (T5_DEFAULTS, lambda c, t, n: t5(c, t, n, per_layer_bias=False)),
+    "UMT5EncoderModel": (UMT5_DEFAULTS, lambda c, t, n: t5(c, t, n, per_layer_bias=True)),
+    "BertModel": (BERT_DEFAULTS, bert),
+    "LlamaModel": (LLAMA_DEFAULTS, llama),
+    "CLIPVisionModelWithProjection": (CLIP_VISION_DEFAULTS, lambda c, t, n: clip_vision(c, n)),
+}

@@ -1,7 +1,12 @@
 """Scenario-independent facts of every model id, copied from shared/data/models.csv.
 
-The project must run without shared/, so the columns the zoo needs live here, each row
-with the csv's `sources` text. Choices made where the csv is not a single value:
+The architecture is not here: it is the diffusers configs in planner/zoo/configs/<id>/
+(sources.json names each file's origin). These rows hold what a config does not say (the
+pipeline __call__ defaults: steps, guidance, resolution, frames, text tokens) and the grid
+facts (latent channels, patch, VAE compression), which tests/test_zoo_configs.py checks
+against the configs. The project must run without shared/, so the columns the zoo needs
+live here, each row with the csv's `sources` text. Choices made where the csv is not a
+single value:
 
 * opensora-2.0: the csv gives two defaults (768px = 576x1024, 256px = 192x336); we use the
   first, 576x1024 x 129 frames.
