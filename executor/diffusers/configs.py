@@ -4,11 +4,12 @@ one config dict per component.
 
     pipeline_configs(model_id) -> PipelineConfigs
 
-Where the repository ships them (planner/zoo/configs/<model-id>/model_index.json and
-<component>/config.json, the exact files of the Hugging Face repos) those are read;
-otherwise the table below is used: the fields of the published config.json that differ
-from the diffusers / transformers class defaults, each row naming its repository. A
-`--weights DIR` folder brings its own configs (weights.py), which replace these.
+The model configs are the zoo's (planner/zoo/configs/<model-id>/model_index.json and
+<component>/config.json, with their sources); the zoo ships no scheduler configs, so those
+(the sampler's shift, prediction type) come from the table below, which also holds every
+model config as the published config.json's fields that differ from the class defaults,
+each row naming its repository (used where the zoo has no folder). A `--weights DIR`
+folder brings its own configs (weights.py), which replace these.
 """
 from __future__ import annotations
 
@@ -213,10 +214,12 @@ def read_folder(folder: Path, model_id: str) -> PipelineConfigs:
 
 def pipeline_configs(model_id: str) -> PipelineConfigs:
     """The configs of model_id: the repository's shipped HF files when present, else the table."""
+    pipe, comps, repo = _TABLE[model_id]
     shipped = ZOO_CONFIGS / model_id
     if (shipped / "model_index.json").is_file():
         got = read_folder(shipped, model_id)
         if got.denoiser in got.components:
-            return got
-    pipe, comps, repo = _TABLE[model_id]
+            # the zoo ships model configs only: schedulers come from the table
+            merged = {n: (c if c[2] or n not in comps else comps[n]) for n, c in got.components.items()}
+            return PipelineConfigs(model_id, got.pipeline, merged, got.source)
     return PipelineConfigs(model_id, pipe, dict(comps), f"published config.json of {repo} (executor table)")

@@ -8,23 +8,20 @@ the model at --scale, whose head counts, widths and GroupNorm groups are smaller
   a column-parallel conv keeps whole groups) and Flux's packed single-block projection;
 - a U-Net's row slices stay whole through its downsampling; videos split by whole latent
   frames (rows of an image);
-- DSP (Latte only, factorised attention) shards frames and positions per frame;
+- DSP (factorised attention: Latte; the planner refuses the others) shards frames and
+  positions per frame;
 - diffusers' Latte adds a frame-position table as long as its video_length to every clip.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from planner.plan import Plan
+from planner.strategies import STRATEGIES, latent_pieces
 
 from . import configs as cfgs
 from . import scale as scales
-
-SEQ_DIMS = ("ulysses", "ring", "distrifusion", "sync_patch", "naive_patch", "dsp")
-
-
-def supported() -> tuple[str, ...]:
-    return cfgs.model_ids()
 
 
 def latent_frames(model: str, frames: int) -> int:
@@ -75,11 +72,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
         errs.append(f"{model}: diffusers' LatteTransformer3DModel adds a {cfg.get('video_length', 16)}-frame position "
                     f"table to every clip, so --frames must be {cfg.get('video_length', 16)} (not {frames})")
     for seg in plan.plans():
-        n = 1
-        for k in SEQ_DIMS:
-            n *= seg.degree(k)
-        if seg.degree("pipefusion") > 1:
-            n *= int(seg.get("patches", seg.degree("pipefusion")))
+        n = latent_pieces(seg)
         if video and lf % n:
             errs.append(f"'{seg}' cuts the video into {n} slices of whole latent frames; {lf} latent frames "
                         f"({frames} frames) do not divide into {n}")
@@ -88,28 +81,23 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
             if rows % (n * down):
                 errs.append(f"each of the {n} row slices of the U-Net ('{seg}') must stay whole through {down}x "
                             f"downsampling; {rows} latent rows need a multiple of {n * down}")
-        u, t, d = seg.degree("ulysses"), seg.degree("tp"), seg.degree("dsp")
-        heads = _heads(cls, cfg)
-        for k, what in ((u, "ulysses"), (t, "tp")):
-            bad = sorted({h for h in heads if h % k})
-            if k > 1 and bad:
-                errs.append(f"{what}={k} ('{seg}') splits whole attention heads; {model} at --scale {scale} has "
-                            f"{', '.join(map(str, bad))} heads")
-        if t > 1:
-            bad = sorted({f for f in _ffn(cls, cfg) if f % t})
+        heads, features, groups = (math.prod(getattr(STRATEGIES[k].shard(d, seg), f) for k, d in seg.degrees)
+                                   for f in ("heads", "features", "groups"))
+        bad = sorted({h for h in _heads(cls, cfg) if h % heads})
+        if heads > 1 and bad:
+            errs.append(f"'{seg}' splits every attention's heads {heads} ways (Ulysses, tensor parallelism); {model} "
+                        f"at --scale {scale} has {', '.join(map(str, bad))} heads")
+        if features > 1:
+            bad = sorted({f for f in _ffn(cls, cfg) if f % features})
             if bad:
-                errs.append(f"tp={t} ('{seg}') cannot split MLP hidden features {bad} evenly")
-            groups = cfg.get("norm_num_groups", 32)
-            if cls == "UNet2DConditionModel" and groups % t:
-                errs.append(f"tp={t} ('{seg}') must divide the U-Net's {groups} GroupNorm groups (column-parallel "
-                            f"convs split whole groups)")
-        if d > 1:
-            if cls != "LatteTransformer3DModel":
-                errs.append(f"dsp needs factorised spatial/temporal attention; {model} ({cls}) attends over all "
-                            f"tokens at once")
-            elif lf % d or (rows * cols) % d:
-                errs.append(f"dsp={d} ('{seg}') shards {lf} frames and {rows * cols} positions per frame; both "
-                            f"must divide by {d}")
+                errs.append(f"'{seg}' splits MLP hidden features {features} ways; {bad} do not divide")
+            gn = cfg.get("norm_num_groups", 32)
+            if cls == "UNet2DConditionModel" and gn % features:
+                errs.append(f"the {features}-way feature split of '{seg}' must divide the U-Net's {gn} GroupNorm "
+                            f"groups (column-parallel convs split whole groups)")
+        if groups > 1 and cls == "LatteTransformer3DModel" and (lf % groups or (rows * cols) % groups):
+            errs.append(f"'{seg}' shards {lf} frames and {rows * cols} positions per frame {groups} ways; both "
+                        f"must divide")
     if pc.cls("transformer" if "transformer" in pc.components else "unet") != cls:
         errs.append(f"{model}: configs disagree on the denoiser class")
     return list(dict.fromkeys(errs))

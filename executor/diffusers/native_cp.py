@@ -1,8 +1,8 @@
 """Ulysses through diffusers' own context parallelism (ContextParallelConfig and the class's
 _cp_plan), for the classes that have one (FluxTransformer2DModel, WanTransformer3DModel).
 
-    applies(plan, job, cls)  -> whether this segment runs natively (Job.cp "auto"/"diffusers")
-    NativeUlysses            the driver: the class's own forward on the whole latent, split
+    applies(plan, job, cls)  -> whether this segment runs natively (Job.cp "auto")
+    NativeUlysses            the loop: the class's own forward on the whole latent, split
                              and gathered by the _cp_plan hooks, attention all-to-alls by
                              diffusers' TemplatedUlyssesAttention over a DeviceMesh of the
                              plan's Ulysses groups
@@ -24,38 +24,69 @@ Not native, and why:
 from __future__ import annotations
 
 import importlib
+import re
 
 import torch
 
-NATIVE_KEYS = {"ulysses", "cfg", "dp"}
+from planner.engines.diffusers import KEYS as DIFFUSERS_KEYS
+from planner.strategies import STRATEGIES
+
+
+def cp_degrees(plan) -> dict[str, int] | None:
+    """ContextParallelConfig fields of the plan's layer strategies, when every one of them
+    is one (the planner's diffusers engine says which keys are, and as which field) and the
+    rest only choose images or guidance branches (the executor's, around the class's forward);
+    else None."""
+    conf = {}
+    for key, d in plan.degrees:
+        s = STRATEGIES[key]
+        if s.batch_split(d) > 1 or s.image_split(d) > 1:
+            continue
+        support = DIFFUSERS_KEYS[key]
+        m = support.supported and re.match(r"ContextParallelConfig\((\w+)=N\)", support.note)
+        if not m:
+            return None
+        conf[m.group(1)] = d
+    return conf or None
 
 
 def applies(plan, job, cls) -> bool:
+    """Ulysses alone (diffusers' CPU attention cannot return the LSE Ring merges by), on a
+    class with a _cp_plan, in xDiT's layout (the mesh below follows it)."""
     if job.cp == "executor" or job.order or not getattr(cls, "_cp_plan", None):
         return False
-    return plan.degree("ulysses") > 1 and set(plan.keys) <= NATIVE_KEYS
+    conf = cp_degrees(plan)
+    return bool(conf) and conf.get("ring_degree", 1) == 1 and conf.get("ulysses_degree", 1) > 1
 
 
-def _mesh(setup):
-    """A DeviceMesh (dp, cfg, ring, ulysses) of the world in xDiT's order (ulysses inner):
-    the sub-mesh ("ring", "ulysses") of this rank is its Ulysses group."""
+def _mesh(setup, cp):
+    """A DeviceMesh of the world whose innermost dims are diffusers' ("ring", "ulysses"):
+    the plan's batch dims outside, in xDiT's order (the Ulysses dim is the layout's
+    innermost), checked against the group the executor made for it."""
     from torch.distributed.device_mesh import init_device_mesh
-    plan = setup.plan
-    shape = (plan.degree("dp"), plan.degree("cfg"), 1, plan.degree("ulysses"))
-    mesh = init_device_mesh(setup.rt.world.device.type, shape, mesh_dim_names=("dp", "cfg", "ring", "ulysses"))
-    return mesh["ring", "ulysses"]
+    lay, plan = setup.layout, setup.plan
+    inner, outer = lay.order[0], list(reversed(lay.order[1:]))     # DeviceMesh: outer -> inner
+    shape = tuple(plan.degree(d) for d in outer) + (cp.ring_degree, cp.ulysses_degree)
+    mesh = init_device_mesh(setup.rt.world.device.type, shape, mesh_dim_names=tuple(outer) + cp.mesh_dim_names)
+    sub = mesh[cp.mesh_dim_names]
+    got = tuple(sorted(int(r) for r in sub.mesh.flatten().tolist()))
+    if got != tuple(setup.groups[inner].ranks):
+        raise RuntimeError(f"diffusers' mesh group {got} is not the executor's {setup.groups[inner].ranks}")
+    return sub
 
 
 class NativeUlysses:
-    key = "ulysses"
+    key = "native"
 
     def model(self, setup):
         from diffusers import ContextParallelConfig
         from diffusers.hooks.context_parallel import apply_context_parallel
         from diffusers.models._modeling_parallel import ParallelConfig
         net = setup.rt.source.pipeline.denoiser()
-        mesh = _mesh(setup)
-        cp = ContextParallelConfig(ulysses_degree=setup.plan.degree("ulysses"), mesh=mesh)
+        self.conf = cp_degrees(setup.plan)
+        cp = ContextParallelConfig(**self.conf)
+        mesh = _mesh(setup, cp)
+        cp.mesh = mesh
         config = ParallelConfig(context_parallel_config=cp)
         world = setup.rt.world
         config.setup(world.rank, world.size, world.device, mesh=mesh)
@@ -77,6 +108,6 @@ class NativeUlysses:
             with torch.no_grad():
                 eps = self.forward(setup.model, *args)
             lat = rt.sched.step(lat, setup.guided(eps), i)
-        rt.extra["native_cp"] = (f"diffusers ContextParallelConfig(ulysses_degree={setup.plan.degree('ulysses')}) "
-                                 f"(its all-to-alls are not in the byte counts)")
+        fields = ", ".join(f"{k}={v}" for k, v in self.conf.items())
+        rt.extra["native_cp"] = f"diffusers ContextParallelConfig({fields}) (its all-to-alls are not in the byte counts)"
         return setup.gather(lat, seq=rt.world.group((rt.world.rank,)))

@@ -100,7 +100,8 @@ def model_spec(args, full):
                          latent_frames(args.model, args.frames or full.facts.default_frames)))
     try:
         spec, note = run_spec(full, pc, (args.height or full.facts.default_height,
-                                         args.width or full.facts.default_width), args.scale)
+                                         args.width or full.facts.default_width), args.scale,
+                              args.frames or full.facts.default_frames, args.text_tokens)
     except ValueError as e:
         raise UsageError(str(e)) from None
     fields = {"scale": args.scale, "weights": args.weights or "", "prompt": args.prompt,

@@ -101,6 +101,7 @@ class Pipeline:
             enc = self.configs.config(name.replace("tokenizer", "text_encoder"))
             kind = "clip" if "CLIP" in self.configs.cls(name.replace("tokenizer", "text_encoder")) else "t5"
             return byte_tokenizer(kind, enc["vocab_size"], CLIP_TOKENS if kind == "clip" else 512)
+        cfg = {k: v for k, v in cfg.items() if k not in ("torch_dtype", "dtype")}     # the run's dtype decides
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1000 + offset)
             if lib == "transformers":
@@ -127,6 +128,8 @@ class Pipeline:
             import diffusers
             parts = {}
             for k, name in enumerate(sorted(self.configs.components)):
+                if name.startswith(("safety_checker", "feature_extractor")):
+                    continue                     # not part of generation (SD1.5's NSFW filter)
                 if name == self.configs.denoiser:
                     lib, cls, cfg = self.configs.components[name]
                     with torch.device("meta"):
