@@ -1,6 +1,6 @@
 """The denoising loop: a real sampler with classifier-free guidance, run under a plan.
 
-    Schedule        DDIM (eta 0) for epsilon-prediction models, Euler for rectified-flow
+    NoiseSchedule   DDIM (eta 0) for epsilon-prediction models, Euler for rectified-flow
                     (flow-matching) models; `step` is elementwise, so it updates any slice
                     of the latent a rank holds.
     segments(plan)  the steps grouped by the plan that runs them: plan.plan_at(step) for
@@ -22,7 +22,7 @@ from planner.plan import Plan
 TRAIN_STEPS = 1000
 
 
-class Schedule:
+class NoiseSchedule:
     """prediction: what the model outputs on the DDIM path, the noise ("epsilon") or
     v = sqrt(a) noise - sqrt(1 - a) x0 ("v_prediction": SD2.1-v, CogVideoX)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 
-from .sampler import Schedule
+from .sampler import NoiseSchedule
 
 
 def is_diffusers(job) -> bool:
@@ -34,8 +34,8 @@ class ReferenceSource:
         self.latent_frames = job.frames
         self.component_s: dict = {}
 
-    def schedule(self, steps: int) -> Schedule:
-        return Schedule(steps, flow=self.flow)
+    def schedule(self, steps: int) -> NoiseSchedule:
+        return NoiseSchedule(steps, flow=self.flow)
 
     def conditioning(self):
         from .models import conditioning
@@ -72,11 +72,11 @@ class DiffusersSource:
         self.component_s: dict = {}
         p.pipe               # build the text encoders, tokenizers and VAE (untimed: not a stage)
 
-    def schedule(self, steps: int) -> Schedule:
+    def schedule(self, steps: int) -> NoiseSchedule:
         cfg = self.pipeline.configs.config("scheduler")
         if not self.flow:
             pred = cfg.get("prediction_type", "epsilon")
-            return Schedule(steps, flow=False, prediction="v_prediction" if pred == "v_prediction" else "epsilon")
+            return NoiseSchedule(steps, flow=False, prediction="v_prediction" if pred == "v_prediction" else "epsilon")
         shift = cfg.get("shift", cfg.get("flow_shift", 1.0)) or 1.0
         if cfg.get("use_dynamic_shifting"):
             # FluxPipeline: mu from the image tokens; an exponential time shift by mu is the
@@ -86,7 +86,7 @@ class DiffusersSource:
             shift = math.exp(calculate_shift(tokens, cfg.get("base_image_seq_len", 256),
                                              cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5),
                                              cfg.get("max_shift", 1.15)))
-        return Schedule(steps, flow=True, shift=shift)
+        return NoiseSchedule(steps, flow=True, shift=shift)
 
     def conditioning(self):
         t0 = time.perf_counter()

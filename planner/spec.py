@@ -150,9 +150,10 @@ class Block:
         return tuple(o for o in self.ops if o.kind is OpKind.ATTN and o.kv_tokens > 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """A non-denoiser stage run once per image: a text encoder or the VAE decoder."""
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Component:
+    """A pipeline component besides the denoiser, run once per image: a text encoder or the
+    VAE decoder (diffusers calls these components; "stage" means a pipeline stage here)."""
 
     name: str
     ops: tuple[Op, ...]
@@ -186,14 +187,14 @@ class ModelFacts:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ModelSpec:
     """A model built for one scenario's resolution, frames and text length."""
 
     facts: ModelFacts
     blocks: tuple[Block, ...]
-    text_encoders: tuple[Stage, ...]
-    vae_decoder: Stage
+    text_encoders: tuple[Component, ...]
+    vae_decoder: Component
     latent_shape: tuple[int, int, int, int]   # (channels, frames, height, width) of the latent
     tokens: int                               # longest self-attention sequence (image/video stream)
 

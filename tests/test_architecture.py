@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The planner's layers, bottom first; a module imports only from its layer or below.
 LAYERS = [
-    ("planner.errors", "planner.spec", "planner.timeline"),
+    ("planner.errors", "planner.spec", "planner.timeline", "planner.memo"),
     ("planner.strategies",),
     ("planner.plan",),
     ("planner.hardware", "planner.zoo", "planner.profile_io"),
@@ -140,7 +140,80 @@ def test_key_literal_check_catches_a_hand_kept_list(tmp_path):
     assert len(key_literals(f)) == 3
 
 
+def test_per_object_caches_do_not_keep_their_objects_alive():
+    import gc
+    import weakref
+
+    from planner import zoo
+    from planner.cost.compute import op_table
+    from planner.memo import _CACHES
+    zoo._build.cache_clear()
+    m = zoo.build("pixart-alpha", 512, 512)
+    op_table(m)
+    ref, key = weakref.ref(m), id(m)
+    assert key in _CACHES
+    zoo._build.cache_clear()
+    del m
+    gc.collect()
+    assert ref() is None and key not in _CACHES
+
+
 def test_planner_imports_without_torch():
     code = ("import sys, planner.search, planner.plan_cli, planner.validate, planner.calibrate; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+NEW_PLANNER_STRATEGY = '''"""echo: a layer strategy for tests: every rank runs the whole model (nothing is split)."""
+from .base import Strategy
+
+
+class Echo(Strategy):
+    key = "echo"
+    plan_rank = 99
+    layout_rank = 99
+    combines_with = "cfg dp"
+
+
+STRATEGY = Echo()
+'''
+NEW_EXECUTOR_RUNNER = '''"""echo: every rank runs the whole model (planner/strategies/echo.py)."""
+from .runner import Runner
+
+RUNNER = Runner("echo")
+'''
+CHECK = '''
+from planner import zoo
+from planner.cluster import build_cluster
+from planner.cost.predict import predict
+from planner.engines import ENGINES
+from planner.hardware import default_profile
+from planner.layout import layout_for
+from planner.legality import plan_errors
+from planner.plan import parse_plan
+from planner.spec import Scenario
+import executor.strategies as ex
+plan = parse_plan("echo=2 cfg=2")
+assert str(plan) == "cfg=2 echo=2" and plan.gpus == 4, plan
+assert layout_for(plan).order == ("cfg", "echo")
+m = zoo.build("pixart-alpha", 512, 512)
+sc = Scenario(model="pixart-alpha", height=512, width=512, steps=20)
+assert plan_errors(plan, m, sc, 4) == []
+assert predict(plan, m, sc, build_cluster("l40", 4), default_profile()).latency_s > 0
+assert not ENGINES["xdit"].can_run(plan, m, sc) and ENGINES["paradiff"].can_run(plan, m, sc)
+assert "echo" in ex.RUNNERS
+print("ok")
+'''
+
+
+def test_a_new_layer_strategy_is_two_modules(tmp_path):
+    """A strategy is its planner module and its executor module: with only those two new
+    files (and no other edit), plans parse, lay out, predict, and engines decide on it."""
+    import shutil
+    for d in ("planner", "executor", "hw_profiles"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "planner" / "strategies" / "echo.py").write_text(NEW_PLANNER_STRATEGY)
+    (tmp_path / "executor" / "strategies" / "echo.py").write_text(NEW_EXECUTOR_RUNNER)
+    r = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, capture_output=True, text=True,
+                       env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

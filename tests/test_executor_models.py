@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from executor.context import Ctx
 from executor.models import PRESETS, State, build_model, conditioning
-from executor.sampler import Schedule, segments
+from executor.sampler import NoiseSchedule, segments
 from executor.strategies import RUNNERS, ring
 from planner import zoo
 from planner.plan import parse_plan
@@ -96,7 +96,7 @@ def test_ring_merge_is_attention_over_the_union():
 # ---------------------------------------------------------------- sampler
 @pytest.mark.parametrize("flow", [False, True])
 def test_schedule_reaches_clean_sample(flow):
-    s = Schedule(10, flow)
+    s = NoiseSchedule(10, flow)
     assert len(s.t) == 10 and s.t[0] > s.t[-1] >= 0
     x0, noise = torch.randn(4), torch.randn(4)
     # feed the exact prediction: the sampler must land on x0

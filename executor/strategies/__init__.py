@@ -1,7 +1,8 @@
 """The executor's strategies: one module per plan key, named as in planner/strategies/.
 
-Each module registers a Runner (runner.py) under its planner key; usp.py registers
-Ulysses and Ring, which share one ctx. Three kinds, as in the planner:
+Each module registers a Runner (runner.py) under its planner key as RUNNER (usp.py
+registers Ulysses and Ring, which share one ctx, as RUNNERS); the registry finds them,
+so a new strategy is its module alone. Three kinds, as in the planner:
 - batch strategies (cfg, dp) choose which images and guidance branches a rank computes
   (runtime.Setup applies them);
 - layer strategies (ulysses, ring, tp, sync_patch, distrifusion, naive_patch, dsp) give
@@ -19,17 +20,29 @@ planner's `owns_loop`, fails at import.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from planner.plan import Plan
 from planner.strategies import STRATEGIES as PLANNER_STRATEGIES
 
-from . import (asyncdiff, cfg, distrifusion, dp, dsp, hybridiff, naive_patch, paradigms, parastep, pipefusion,
-               serial, sync_patch, tp, usp)
+from . import cfg, dp, serial
 from .runner import Runner
 
-RUNNERS: dict[str, Runner] = {r.key: r for r in (
-    serial.RUNNER, cfg.RUNNER, dp.RUNNER, tp.RUNNER, *usp.RUNNERS, distrifusion.RUNNER, sync_patch.RUNNER,
-    naive_patch.RUNNER, dsp.RUNNER, pipefusion.RUNNER, asyncdiff.RUNNER, paradigms.RUNNER, parastep.RUNNER,
-    hybridiff.RUNNER)}
+
+def _discover() -> dict[str, Runner]:
+    found: dict[str, Runner] = {}
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        mod = importlib.import_module(f"{__name__}.{m.name}")
+        for r in (getattr(mod, "RUNNER", None), *getattr(mod, "RUNNERS", ())):
+            if isinstance(r, Runner):
+                if r.key in found:
+                    raise ImportError(f"two executor runners for '{r.key}'")
+                found[r.key] = r
+    return found
+
+
+RUNNERS: dict[str, Runner] = _discover()
 
 
 def _check() -> None:
@@ -65,4 +78,4 @@ def layer_ctx(setup):
     return setup.rt.new_ctx(tp=setup.group("tp"))
 
 
-__all__ = ["loop_for", "layer_ctx", "RUNNERS", "Runner"]
+__all__ = ["loop_for", "layer_ctx", "RUNNERS", "Runner", "cfg", "dp"]

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hardware import EfficiencyCurve, GpuSpec, Profile
-from ..spec import ModelSpec, OpKind, Stage
+from ..memo import per_object
+from ..spec import ModelSpec, OpKind, Component
 from ..strategies.base import Shard
 
 KIND_CODE = {OpKind.GEMM: 0, OpKind.CONV: 1, OpKind.ATTN: 2, OpKind.NORM: 3, OpKind.ELEMWISE: 4}
@@ -70,17 +71,12 @@ def _table(ops_per_block) -> OpTable:
     )
 
 
-_TABLES: dict[int, tuple[object, OpTable]] = {}
-
-
 def _cached(obj, make) -> OpTable:
-    """Tables are cached by object identity (hashing thousands of ops costs more than
-    building the table); the entry keeps the object alive so its id stays unique."""
-    hit = _TABLES.get(id(obj))
-    if hit is None or hit[0] is not obj:
-        hit = (obj, make())
-        _TABLES[id(obj)] = hit
-    return hit[1]
+    """The op table of a model or component, built once per object (planner/memo.py)."""
+    cache = per_object(obj)
+    if "op_table" not in cache:
+        cache["op_table"] = make()
+    return cache["op_table"]
 
 
 def op_table(model: ModelSpec) -> OpTable:
@@ -88,22 +84,23 @@ def op_table(model: ModelSpec) -> OpTable:
     return _cached(model, lambda: _table([b.ops for b in model.blocks]))
 
 
-def stage_table(stage: Stage) -> OpTable:
+def component_table(stage: Component) -> OpTable:
     return _cached(stage, lambda: _table([stage.ops]))
 
 
-_WORK: dict = {}
+MAX_SHAPES = 4096      # local shapes remembered per op table (a 1,024-GPU search has ~2,000)
 
 
 def local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
-    """FLOPs and bytes of every op on one rank, for `batch` samples (memoised: the
-    same shapes recur across plans, profiles and calibration iterations)."""
-    key = (id(t), shard, tp, batch, elem)
-    hit = _WORK.get(key)
+    """FLOPs and bytes of every op on one rank, for `batch` samples (memoised per table:
+    the same shapes recur across plans, profiles and calibration iterations)."""
+    work = per_object(t)
+    key = (shard, tp, batch, elem)
+    hit = work.get(key)
     if hit is None:
-        if len(_WORK) > 20000:
-            _WORK.clear()
-        hit = _WORK[key] = _local_work(t, shard, tp, batch, elem)
+        if len(work) > MAX_SHAPES:
+            work.clear()
+        hit = work[key] = _local_work(t, shard, tp, batch, elem)
     return hit
 
 
@@ -179,12 +176,12 @@ def block_times(t: OpTable, gpu_times: np.ndarray, launch_s: float) -> np.ndarra
     return np.maximum(per_block(t, gpu_times), ops * launch_s)
 
 
-def stage_time(stage: Stage, batch: float, elem: int, dtype: str, gpu: GpuSpec,
+def component_time(stage: Component, batch: float, elem: int, dtype: str, gpu: GpuSpec,
                profile: Profile, compiled: bool) -> float:
     """One pass of a text encoder or the VAE decoder on one GPU."""
     if not stage.ops:
         return 0.0
-    t = stage_table(stage)
+    t = component_table(stage)
     gpu_time = op_times(t, Shard(), 1, batch, elem, dtype, gpu, profile, compiled)
     return float(block_times(t, gpu_time, profile.launch_s(compiled)).sum())
 

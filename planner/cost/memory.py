@@ -39,7 +39,7 @@ def weight_split(plan) -> int:
 def vae_activations(model, images: float, elem: int) -> float:
     """The VAE decoder's largest live activation for `images` images."""
     vae = model.vae_decoder
-    return compute.activation_peak(compute.stage_table(vae), Shard(), 1, images, elem) if vae.ops else 0.0
+    return compute.activation_peak(compute.component_table(vae), Shard(), 1, images, elem) if vae.ops else 0.0
 
 
 def memory(eng, rank_blocks) -> MemoryBreakdown:

@@ -16,11 +16,12 @@ import dataclasses
 from ..cluster import Cluster
 from ..hardware import Profile
 from ..layout import Layout, layout_for
-from ..plan import Plan
+from ..memo import per_object
+from ..plan import SERIAL, Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
 from ..strategies import STRATEGIES, approx_steps, images_per_rank, is_exact, samples_per_rank
-from . import compute
 from ..timeline import LoopTime
+from . import compute
 from .engine import EXACT, Engine, Solvers, denoise
 from .memory import memory
 
@@ -33,12 +34,12 @@ def predict(plan: Plan, model: ModelSpec, sc: Scenario, cluster: Cluster, profil
     layout = layout or layout_for(plan)
     eng = Engine(model, sc, cluster, profile, plan, layout, solvers)
     den = denoise(eng, detail)
-    text_s, vae_s = _stages(eng)
+    text_s, vae_s = _components(eng)
     mem = memory(eng, den.rank_blocks)
     return _prediction(plan, eng, den, text_s, vae_s, mem, detail)
 
 
-def _stages(eng: Engine) -> tuple[float, float]:
+def _components(eng: Engine) -> tuple[float, float]:
     """Text encoders (each rank encodes the prompts of its branches) and VAE decode
     (one rank per image group decodes its images)."""
     sc, plan = eng.sc, eng.plan
@@ -46,8 +47,8 @@ def _stages(eng: Engine) -> tuple[float, float]:
         return 0.0, 0.0
     prompts = samples_per_rank(plan, sc.branches)
     args = (sc.elem_bytes, sc.dtype, eng.gpu, eng.profile, sc.compiled)
-    text = sum(compute.stage_time(e, prompts, *args) for e in eng.model.text_encoders)
-    vae = compute.stage_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args)
+    text = sum(compute.component_time(e, prompts, *args) for e in eng.model.text_encoders)
+    vae = compute.component_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args)
     return text, vae
 
 
@@ -65,21 +66,16 @@ def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Predict
         approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s)
 
 
-_SERIAL: dict = {}
-
-
 def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> float:
-    """One GPU (rank 0's) running the whole scenario: the speed-up reference.
-    Cached by object identity: hashing a ModelSpec's thousand ops would cost more than
-    the evaluation."""
-    key = (id(model), sc, id(cluster), profile)
-    hit = _SERIAL.get(key)
-    if hit is None or hit[0] is not model or hit[1] is not cluster:
-        eng = Engine(model, sc, cluster, profile, Plan(), layout_for(Plan()))
-        text_s, vae_s = _stages(eng)
-        hit = (model, cluster, text_s + denoise(eng, False).total + vae_s)
-        _SERIAL[key] = hit
-    return hit[2]
+    """One GPU (rank 0's) running the whole scenario: the speed-up reference (cached on
+    the model, planner/memo.py; the cluster is part of the key by identity)."""
+    cache = per_object(model)
+    key = ("serial_latency", sc, cluster, profile)
+    if key not in cache:
+        eng = Engine(model, sc, cluster, profile, SERIAL, layout_for(SERIAL))
+        text_s, vae_s = _components(eng)
+        cache[key] = text_s + denoise(eng, False).total + vae_s
+    return cache[key]
 
 
 def reshard_s(eng: Engine) -> float:
@@ -151,7 +147,7 @@ def _predict_segments(plan, model, sc, cluster, profile, layout, detail, solvers
                    bubble=sum(d.bubble for _, d in parts), fixed=sum(d.fixed for _, d in parts),
                    comm_bytes_per_step=max(d.comm_bytes_per_step for _, d in parts),
                    notes=[f"steps {n}: {p}" for p, n in runs])
-    text_s, vae_s = _stages(base_eng)
+    text_s, vae_s = _components(base_eng)
     mems = [memory(e, d.rank_blocks) for e, d in parts]
     mem = max(mems, key=lambda m: m.total())
     pred = _prediction(plan, base_eng, den, text_s, vae_s, mem, detail)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..plan import Plan
 from ..spec import ModelSpec, Scenario
+from ..strategies import STRATEGIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,16 @@ class KeySupport:
     supported: bool
     note: str
     source: str
+
+
+def decisions(given: dict[str, KeySupport], otherwise: KeySupport) -> dict[str, KeySupport]:
+    """An engine's decision for every planner strategy key: the ones `given`, and
+    `otherwise` (the engine's own list of methods, which lacks the rest) for all others,
+    so a strategy added to the planner is refused by an engine until its file says more."""
+    unknown = set(given) - set(STRATEGIES)
+    if unknown:
+        raise ImportError(f"engine decisions for unknown strategy keys {sorted(unknown)}")
+    return {k: given.get(k, otherwise) for k in STRATEGIES}
 
 
 def has(flag: str, source: str) -> KeySupport:

@@ -12,8 +12,7 @@ Newer cache-dit documents 2D ulysses x tp in that file; the rules here are confi
 """
 from __future__ import annotations
 
-from ..strategies import STRATEGIES
-from .base import Engine, Launch, ModelSupport, at_most_one, has, lacks, torchrun
+from .base import Engine, Launch, ModelSupport, at_most_one, decisions, has, lacks, torchrun
 from .diffusers import _DTYPE
 from .models import DIFFUSERS, ids_of_denoiser
 
@@ -31,15 +30,12 @@ def _tp(file: str, commit: str) -> str:
 
 
 _FIELDS = "ParallelismConfig has ulysses_size, ring_size and tp_size only"
-KEYS = {
+KEYS = decisions({
     "serial": has("", CONF),
     "ulysses": has("ParallelismConfig(ulysses_size=N)", CONF),
     "ring": has("ParallelismConfig(ring_size=N)", CONF),
     "tp": has("ParallelismConfig(tp_size=N)", CONF),
-    **{k: lacks(_FIELDS, CONF) for k in ("cfg", "dp", "pipefusion", "distrifusion", "sync_patch", "naive_patch",
-                                         "asyncdiff", "paradigms", "parastep", "hybridiff", "dsp")},
-}
-assert set(KEYS) == set(STRATEGIES), "every strategy key needs a cache-dit decision"
+}, lacks(_FIELDS, CONF))
 
 _SP = frozenset({"ulysses", "ring"})
 _ROWS = {   # denoiser class -> (keys, sources)

@@ -20,8 +20,7 @@ Read in diffusers 0.42.1 (pip), src/diffusers/:
 """
 from __future__ import annotations
 
-from ..strategies import STRATEGIES
-from .base import Engine, Launch, ModelSupport, Refusal, has, lacks, text_tokens, torchrun
+from .base import Engine, Launch, ModelSupport, Refusal, decisions, has, lacks, text_tokens, torchrun
 from .models import DIFFUSERS, ids_of_denoiser
 
 V = "huggingface/diffusers@0.42.1"
@@ -32,7 +31,7 @@ FLUX = f"{V} src/diffusers/models/transformers/transformer_flux.py (_cp_plan, _t
 WAN = f"{V} src/diffusers/models/transformers/transformer_wan.py (_cp_plan)"
 
 _ONLY = "enable_parallelism applies context parallelism (ring/ulysses) or tensor parallelism only"
-KEYS = {
+KEYS = decisions({
     "serial": has("", MU),
     "ulysses": has("ContextParallelConfig(ulysses_degree=N)", MP),
     "ring": has("ContextParallelConfig(ring_degree=N)", MP),
@@ -40,10 +39,7 @@ KEYS = {
     "cfg": lacks("ParallelConfig holds context and tensor parallelism only; CFG parallel is a TODO", MP),
     "dp": lacks("ParallelConfig holds context and tensor parallelism only; data parallel is a TODO", MP),
     "pipefusion": lacks("ParallelConfig has no pipeline parallelism", MP),
-    **{k: lacks(_ONLY, MU) for k in ("distrifusion", "sync_patch", "naive_patch", "asyncdiff", "paradigms",
-                                     "parastep", "hybridiff", "dsp")},
-}
-assert set(KEYS) == set(STRATEGIES), "every strategy key needs a diffusers decision"
+}, lacks(_ONLY, MU))
 
 MODELS = {m: ModelSupport(DIFFUSERS[m].repo, frozenset({"ulysses", "ring", "tp"}), FLUX,
                           "splits the image and the text tokens")

@@ -14,8 +14,7 @@ docs/cli.md), which has none of these parallel options.
 from __future__ import annotations
 
 from ..layout import XDIT_ORDER
-from ..strategies import STRATEGIES
-from .base import Engine, Launch, ModelSupport, has, lacks
+from .base import Engine, Launch, ModelSupport, decisions, has, lacks
 from .models import DIFFUSERS, ids_of_pipeline
 
 ROOT = "sgl-project/sglang"
@@ -31,7 +30,7 @@ _NATIVE = {   # pipeline class -> where its native SGLang implementation is
 }
 
 _OTHER = "ServerArgs' parallel options are num_gpus, tp_size, sp_degree = ulysses x ring, dp_size and cfg parallel"
-KEYS = {
+KEYS = decisions({
     "serial": has("", SA),
     "cfg": has("--enable-cfg-parallel", SA),
     "ulysses": has("--ulysses-degree", SA),
@@ -41,10 +40,7 @@ KEYS = {
     "dp": lacks("--dp-size > 1 raises 'DP is not yet supported'", SA),
     "pipefusion": lacks("no pipeline-parallel option (the pipeline degree of initialize_model_parallel is never "
                         "set from ServerArgs)", SA),
-    **{k: lacks(_OTHER, SA) for k in ("distrifusion", "sync_patch", "naive_patch", "asyncdiff", "paradigms",
-                                      "parastep", "hybridiff", "dsp")},
-}
-assert set(KEYS) == set(STRATEGIES), "every strategy key needs an SGLang decision"
+}, lacks(_OTHER, SA))
 
 MODELS = {m: ModelSupport(DIFFUSERS[m].repo, frozenset({"cfg", "ulysses", "ring"}), _NATIVE[DIFFUSERS[m].pipeline])
           for m in ids_of_pipeline(*_NATIVE)}

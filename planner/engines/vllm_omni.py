@@ -14,8 +14,7 @@ support applies to every checkpoint of its class.
 from __future__ import annotations
 
 from ..layout import XDIT_ORDER
-from ..strategies import STRATEGIES
-from .base import Engine, Launch, ModelSupport, has, lacks
+from .base import Engine, Launch, ModelSupport, decisions, has, lacks
 from .models import DIFFUSERS, ids_of_pipeline
 
 ROOT = "vllm-project/vllm-omni"
@@ -24,7 +23,7 @@ DATA = f"{ROOT}@0027c20a vllm_omni/diffusion/data.py (DiffusionParallelConfig)"
 PS = f"{ROOT} vllm_omni/diffusion/distributed/parallel_state.py (RankGenerator tp-sp-pp-cfg-dp)"
 
 _METHODS = "the guide's methods are Ulysses-SP, Ring, CFG-Parallel, TP, VAE patch parallel and HSDP"
-KEYS = {
+KEYS = decisions({
     "serial": has("", PA),
     "ulysses": has("ulysses_degree (--usp)", PA),
     "ring": has("ring_degree (--ring)", PA),
@@ -34,10 +33,7 @@ KEYS = {
                 "request's images", DATA),
     "pipefusion": lacks("pipeline_parallel_size exists, but the guide documents no pipeline method and none with "
                         "PipeFusion's stale-K/V patches", PA),
-    **{k: lacks(_METHODS, PA) for k in ("distrifusion", "sync_patch", "naive_patch", "asyncdiff", "paradigms",
-                                        "parastep", "hybridiff", "dsp")},
-}
-assert set(KEYS) == set(STRATEGIES), "every strategy key needs a vLLM-Omni decision"
+}, lacks(_METHODS, PA))
 
 # pipeline class -> (keys, the table row they are read from)
 _ROWS = {

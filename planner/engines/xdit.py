@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..layout import XDIT_ORDER
 from ..plan import Plan
 from ..strategies import STRATEGIES
-from .base import Engine, Launch, ModelSupport, has, lacks
+from .base import Engine, Launch, ModelSupport, decisions, has, lacks
 from .models import repo
 
 README = "xdit-project/xDiT@005ce80b README.md (Supported DiTs)"
@@ -20,7 +20,7 @@ RUNNER = "xdit-project/xDiT@005e6e6e docs/runner/runner.md (Parallelization)"
 NOTES = "shared/research/xdit.md (a) (xDiT 0.4 config/config.py, parallel_state.py)"
 
 _STEP = "its parallel flags are dp, cfg, ulysses, ring, pipefusion and tp; no step- or component-parallel method"
-KEYS = {
+KEYS = decisions({
     "serial": has("", RUNNER),
     "dp": has("--data_parallel_degree", RUNNER),
     "cfg": has("--use_cfg_parallel", RUNNER),
@@ -35,13 +35,8 @@ KEYS = {
                         "pipefusion and tp", RUNNER),
     "naive_patch": lacks("its parallel flags are dp, cfg, ulysses, ring, pipefusion and tp (naive patches exist "
                          "only as the legacy DistriConfig parallelism='naive_patch')", RUNNER),
-    "asyncdiff": lacks(_STEP, RUNNER),
-    "paradigms": lacks(_STEP, RUNNER),
-    "parastep": lacks(_STEP, RUNNER),
-    "hybridiff": lacks(_STEP, RUNNER),
     "dsp": lacks("no dynamic sequence parallelism; SP splits one token sequence", RUNNER),
-}
-assert set(KEYS) == set(STRATEGIES), "every strategy key needs an xDiT decision"
+}, lacks(_STEP, RUNNER))
 
 _CFG_SP_PP = frozenset({"dp", "cfg", "ulysses", "ring", "pipefusion"})
 _SP_PP = frozenset({"dp", "ulysses", "ring", "pipefusion"})

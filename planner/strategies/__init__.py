@@ -1,77 +1,57 @@
 """Strategy registry: one module per plan key, shared by name with the executor.
 
-Everything that lists strategies is derived from here: the plan grammar's keys and their
-printed order (the registry's order, the order of the published plan strings), the
-modifiers and who owns them, xDiT's layout order (`layout_rank`), the keys that split the
-latent, the compatibility of two strategies (one symmetric table below), the search's
-caps and variants. Adding a strategy: its module, one line in REGISTRY and one row in
-COMPATIBLE; a missing row fails at import.
+Each module of this package (but base.py and checks.py) defines one Strategy as
+`STRATEGY`; the registry finds them, so a new strategy is its module alone. Everything
+that lists strategies is derived from their traits: the plan grammar's keys and their
+printed order (`plan_rank`, the order of the published plan strings), the modifiers and
+who owns them, xDiT's layout order (`layout_rank`), the keys that split the latent, the
+search's caps and variants. Compatibility is one symmetric relation (PAIRS), each pair
+declared once, by the strategy later in plan order (`combines_with`); a bad declaration
+fails at import.
 """
 from __future__ import annotations
 
-from .asyncdiff import AsyncDiff
+import importlib
+import pkgutil
+
 from .base import Modifier, Strategy
-from .cfg import CfgParallel
-from .distrifusion import DistriFusion
-from .dp import DataParallel
-from .dsp import DynamicSequence
-from .hybridiff import Hybridiff
-from .naive_patch import NaivePatch
-from .paradigms import ParaDiGMS
-from .parastep import ParaStep
-from .pipefusion import PipeFusion
-from .ring import Ring
-from .serial import Serial
-from .sync_patch import SyncPatch
-from .tp import TensorParallel
-from .ulysses import Ulysses
 
+
+def _discover() -> dict[str, Strategy]:
+    found: dict[str, Strategy] = {}
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if m.name in ("base", "checks"):
+            continue
+        s = getattr(importlib.import_module(f"{__name__}.{m.name}"), "STRATEGY", None)
+        if not isinstance(s, Strategy) or s.key != m.name:
+            raise ImportError(f"planner/strategies/{m.name}.py must define STRATEGY, a Strategy with key "
+                              f"'{m.name}'")
+        found[s.key] = s
+    return found
+
+
+_FOUND = _discover()
+SERIAL = _FOUND["serial"]
 # In the order plan strings print their keys.
-REGISTRY: tuple[Strategy, ...] = (
-    CfgParallel(), DataParallel(), PipeFusion(), Ulysses(), Ring(), TensorParallel(), DistriFusion(),
-    SyncPatch(), NaivePatch(), AsyncDiff(), ParaDiGMS(), ParaStep(), Hybridiff(), DynamicSequence())
-SERIAL = Serial()
-STRATEGIES: dict[str, Strategy] = {"serial": SERIAL} | {s.key: s for s in REGISTRY}
+REGISTRY: tuple[Strategy, ...] = tuple(sorted((s for s in _FOUND.values() if s is not SERIAL),
+                                              key=lambda s: s.plan_rank))
 DEGREE_KEYS: tuple[str, ...] = tuple(s.key for s in REGISTRY)
-
-# Which strategies may share one plan. Symmetric: a pair is written once, in the row of
-# the key that comes first in REGISTRY; every key has a row. dp and cfg replicate the
-# model over independent samples, so they compose with every strategy (Hybridiff already
-# owns the CFG split); the layer splits of xDiT's hybrid (PipeFusion, Ulysses, Ring, TP)
-# compose with each other; the patch, step-level and pipeline-of-components methods
-# each need the whole model or the whole step to themselves.
-COMPATIBLE: dict[str, str] = {
-    "cfg": "dp pipefusion ulysses ring tp distrifusion sync_patch naive_patch asyncdiff paradigms parastep dsp",
-    "dp": "pipefusion ulysses ring tp distrifusion sync_patch naive_patch asyncdiff paradigms parastep "
-          "hybridiff dsp",
-    "pipefusion": "ulysses ring tp",
-    "ulysses": "ring tp",
-    "ring": "tp",
-    "tp": "",
-    "distrifusion": "",
-    "sync_patch": "",
-    "naive_patch": "",
-    "asyncdiff": "",
-    "paradigms": "",
-    "parastep": "",
-    "hybridiff": "",
-    "dsp": "",
-}
+STRATEGIES: dict[str, Strategy] = {"serial": SERIAL} | {s.key: s for s in REGISTRY}
+for _trait in ("plan_rank", "layout_rank"):
+    if len({getattr(s, _trait) for s in REGISTRY}) != len(REGISTRY):
+        raise ImportError(f"every strategy needs its own {_trait} (planner/strategies/*.py)")
 
 
 def _pairs() -> frozenset[frozenset[str]]:
-    if set(COMPATIBLE) != set(DEGREE_KEYS):
-        raise ImportError(f"planner.strategies.COMPATIBLE needs one row per strategy: "
-                          f"missing {sorted(set(DEGREE_KEYS) - set(COMPATIBLE))}, "
-                          f"unknown {sorted(set(COMPATIBLE) - set(DEGREE_KEYS))}")
+    """Which strategies may share one plan: each strategy names the keys earlier in plan
+    order that it composes with (Strategy.combines_with)."""
     out = set()
-    for a, row in COMPATIBLE.items():
-        for b in row.split():
-            pair = frozenset((a, b))
-            if b not in STRATEGIES or a == b or pair in out or DEGREE_KEYS.index(b) < DEGREE_KEYS.index(a):
-                raise ImportError(f"planner.strategies.COMPATIBLE: '{b}' in the row of '{a}' must be another "
-                                  f"known key that comes later in REGISTRY, written once")
-            out.add(pair)
+    for s in REGISTRY:
+        for b in s.combines_with.split():
+            if b not in STRATEGIES or b == "serial" or STRATEGIES[b].plan_rank >= s.plan_rank:
+                raise ImportError(f"{s.key}.combines_with names '{b}': give known keys earlier in plan order "
+                                  f"({', '.join(k for k in DEGREE_KEYS if STRATEGIES[k].plan_rank < s.plan_rank)})")
+            out.add(frozenset((s.key, b)))
     return frozenset(out)
 
 
@@ -99,8 +79,6 @@ def _modifiers() -> dict[str, Modifier]:
 MODIFIERS: dict[str, Modifier] = _modifiers()
 # xDiT's fixed layout order, inner -> outer (planner/layout.py)
 XDIT_ORDER: tuple[str, ...] = tuple(s.key for s in sorted(REGISTRY, key=lambda s: s.layout_rank))
-if len({s.layout_rank for s in REGISTRY}) != len(REGISTRY):
-    raise ImportError("every strategy needs its own layout_rank (planner/strategies/*.py)")
 # Keys that leave each rank with a part of the latent between steps (rows or frames)
 LATENT_SPLIT_KEYS: tuple[str, ...] = tuple(s.key for s in REGISTRY if s.latent_split)
 

@@ -18,6 +18,8 @@ from .checks import stale_steps
 
 class AsyncDiff(Strategy):
     key = "asyncdiff"
+    plan_rank = 9
+    combines_with = "cfg dp"
     exact = False
     fidelity = "approx"
     splits = "the denoiser into components on staggered timesteps"
@@ -106,3 +108,6 @@ class AsyncDiff(Strategy):
                          cuts=cuts, notes=[f"{d} components by cost {[c.stop - c.start for c in cuts]} blocks, "
                                            f"{rounds} parallel rounds of {stride} step(s) after {warm} warm-up steps"
                                            f" ({per_step:.2f} rounds per step)"])
+
+
+STRATEGY = AsyncDiff()

@@ -94,6 +94,10 @@ class Strategy:
     recommend: bool = True             # baselines are evaluated on request only
     splits: str = "nothing"
     default_warmup: int = 0
+    plan_rank: int = -1                # where its key prints in a plan string (cfg, dp, pipefusion, ...)
+    # The keys earlier in plan order that it may share a plan with (one home per pair:
+    # the later strategy; planner/strategies PAIRS is the symmetric relation)
+    combines_with: str = ""
     # xDiT's process-group order, inner (consecutive ranks) to outer (xdit.md (a)): tp, sp
     # (ulysses inside ring), pp, cfg, dp; the others slot in beside the kind they resemble
     layout_rank: int = 0

@@ -11,6 +11,7 @@ from .base import AFTER_STEP, Comm, Strategy
 
 class CfgParallel(Strategy):
     key = "cfg"
+    plan_rank = 0
     splits = "the two classifier-free-guidance branches"
     layout_rank = 12
     collectives = frozenset({"all_gather"})
@@ -34,3 +35,6 @@ class CfgParallel(Strategy):
         # all-gather of the noise prediction: output holds both branches
         nbytes = model.latent_elems() * local.batch * d * local.elem
         return [Comm("all_gather", "cfg", nbytes, AFTER_STEP, what="noise prediction")]
+
+
+STRATEGY = CfgParallel()

@@ -21,6 +21,8 @@ def gather_kv(key: str, block, local, overlap: str):
 
 class DistriFusion(Strategy):
     key = "distrifusion"
+    plan_rank = 6
+    combines_with = "cfg dp"
     exact = False
     fidelity = "near"
     splits = "the image into patches (stale remote K/V)"
@@ -46,3 +48,6 @@ class DistriFusion(Strategy):
 
     def buffer_bytes(self, d, plan, blocks, local):
         return 2 * sum(self_attention_kv_bytes(b, local, full=True) for b in blocks)
+
+
+STRATEGY = DistriFusion()

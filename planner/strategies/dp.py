@@ -8,6 +8,8 @@ from .base import Strategy
 
 class DataParallel(Strategy):
     key = "dp"
+    plan_rank = 1
+    combines_with = "cfg"
     splits = "the images of the batch"
     layout_rank = 13
 
@@ -24,3 +26,6 @@ class DataParallel(Strategy):
 
     def image_split(self, d):
         return d
+
+
+STRATEGY = DataParallel()

@@ -11,6 +11,8 @@ from .checks import row_cap
 
 class DynamicSequence(Strategy):
     key = "dsp"
+    plan_rank = 13
+    combines_with = "cfg dp"
     splits = "frames (spatial blocks) or positions (temporal blocks)"
     layout_rank = 3
     latent_split = "frames"
@@ -34,3 +36,6 @@ class DynamicSequence(Strategy):
         if not any(op.groups > 1 for op in block.self_attn_ops()):
             return ()
         return [Comm("all_to_all", "dsp", activation_bytes(block, local), BLOCKING, what="axis switch")]
+
+
+STRATEGY = DynamicSequence()

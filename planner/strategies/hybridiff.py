@@ -28,6 +28,8 @@ def cfg_phase(plan):
 
 class Hybridiff(Strategy):
     key = "hybridiff"
+    plan_rank = 12
+    combines_with = "dp"
     exact = False
     fidelity = "approx"
     splits = "CFG branches, then a two-stage pipeline for k steps"
@@ -96,3 +98,6 @@ class Hybridiff(Strategy):
         return summarise(tl, [(0, k), (1, 1), (2, sc.steps - k)], critical=max(range(d), key=lambda r: halves[r]),
                          comm_bytes_per_step=noise, cuts=cuts,
                          notes=[f"CFG parallel for {sc.steps - k} steps, 2-stage pipeline for k={k} steps"])
+
+
+STRATEGY = Hybridiff()

@@ -9,6 +9,8 @@ from .checks import row_cap
 
 class NaivePatch(Strategy):
     key = "naive_patch"
+    plan_rank = 8
+    combines_with = "cfg dp"
     exact = False
     fidelity = "approx"
     recommend = False
@@ -21,3 +23,6 @@ class NaivePatch(Strategy):
 
     def shard(self, d, plan):
         return Shard(seq=d, q=d, kv=d)
+
+
+STRATEGY = NaivePatch()

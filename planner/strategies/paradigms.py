@@ -29,6 +29,8 @@ def picard_iterations(steps: int, window: int) -> int:
 
 class ParaDiGMS(Strategy):
     key = "paradigms"
+    plan_rank = 10
+    combines_with = "cfg dp"
     exact = False
     fidelity = "approx"
     splits = "timesteps (a window refined by Picard iterations)"
@@ -73,3 +75,6 @@ class ParaDiGMS(Strategy):
         return summarise(tl, units, comm_bytes_per_step=drift + cfg_b,
                          notes=[f"{iters} Picard iterations of a {d}-step window "
                                 f"(assumes {PICARD_EVAL_RATIO:g}x the sequential evaluations)"])
+
+
+STRATEGY = ParaDiGMS()

@@ -17,6 +17,8 @@ from .checks import stale_steps
 
 class ParaStep(Strategy):
     key = "parastep"
+    plan_rank = 11
+    combines_with = "cfg dp"
     exact = False
     fidelity = "approx"
     splits = "denoising steps (reuse the last noise prediction, then re-predict)"
@@ -59,3 +61,6 @@ class ParaStep(Strategy):
                 units.append((step, count))
         return summarise(tl, units, warmup={0}, comm_bytes_per_step=noise + cfg_b,
                          notes=[f"{rounds} rounds of {d} steps after {warm} warm-up step(s)"])
+
+
+STRATEGY = ParaStep()

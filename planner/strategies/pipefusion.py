@@ -16,6 +16,8 @@ from .checks import stale_steps
 
 class PipeFusion(Strategy):
     key = "pipefusion"
+    plan_rank = 2
+    combines_with = "cfg dp"
     exact = False
     fidelity = "near"
     splits = "layers into stages x the image into patches"
@@ -144,3 +146,6 @@ class PipeFusion(Strategy):
         notes = [f"stage cuts by cost: {[c.stop - c.start for c in cuts]} blocks"]
         return summarise(tl, units, critical=slowest, warmup={0}, comm_bytes_per_step=sent, rank_blocks=cuts,
                          cuts=cuts, notes=notes)
+
+
+STRATEGY = PipeFusion()

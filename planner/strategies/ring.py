@@ -12,6 +12,8 @@ from .checks import SPATIAL_COLLECTIVES, row_cap, spatial_comms
 
 class Ring(Strategy):
     key = "ring"
+    plan_rank = 4
+    combines_with = "cfg dp pipefusion ulysses"
     splits = "tokens; K/V blocks circulate"
     layout_rank = 2
     latent_split = "rows"
@@ -33,3 +35,6 @@ class Ring(Strategy):
         kv = sum(2 * op.groups * op.kv_tokens / local.shard.seq * u * op.heads / (local.tp * u) * op.head_dim
                  for op in ops) * local.batch * local.elem
         return [Comm("p2p", "ring", kv, IN_ATTENTION, count=d - 1, what="K/V ring pass")]
+
+
+STRATEGY = Ring()

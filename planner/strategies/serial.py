@@ -5,3 +5,6 @@ from .base import Strategy
 class Serial(Strategy):
     key = "serial"
     splits = "nothing"
+
+
+STRATEGY = Serial()

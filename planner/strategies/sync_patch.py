@@ -10,6 +10,8 @@ from .distrifusion import gather_kv
 
 class SyncPatch(Strategy):
     key = "sync_patch"
+    plan_rank = 7
+    combines_with = "cfg dp"
     recommend = False
     splits = "the image into patches (fresh K/V every layer)"
     layout_rank = 5
@@ -24,3 +26,6 @@ class SyncPatch(Strategy):
 
     def layer_comm(self, d, plan, block, local):
         return gather_kv(self.key, block, local, BLOCKING) + spatial_comms(self.key, block, local, BLOCKING)
+
+
+STRATEGY = SyncPatch()

@@ -12,6 +12,8 @@ from .checks import head_cap
 
 class TensorParallel(Strategy):
     key = "tp"
+    plan_rank = 5
+    combines_with = "cfg dp pipefusion ulysses ring"
     splits = "weights (features and heads)"
     layout_rank = 0
     collectives = frozenset({"all_reduce"})
@@ -42,3 +44,6 @@ class TensorParallel(Strategy):
         if not calls:
             return ()
         return [Comm("all_reduce", "tp", nbytes / calls, BLOCKING, count=calls, what="row-parallel all-reduce")]
+
+
+STRATEGY = TensorParallel()

@@ -11,6 +11,8 @@ from .checks import SPATIAL_COLLECTIVES, head_cap, spatial_comms
 
 class Ulysses(Strategy):
     key = "ulysses"
+    plan_rank = 3
+    combines_with = "cfg dp pipefusion"
     splits = "tokens, then heads inside attention"
     layout_rank = 1
     latent_split = "rows"
@@ -48,3 +50,6 @@ class Ulysses(Strategy):
         if text:
             out.append(Comm("all_gather", "ulysses", text, BLOCKING, what="joint-attention text output all-gather"))
         return out
+
+
+STRATEGY = Ulysses()

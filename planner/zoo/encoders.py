@@ -6,7 +6,7 @@ params add up to the sizes in models.csv's text_encoders column and FLOPs come o
 """
 from __future__ import annotations
 
-from planner.spec import Op, Stage
+from planner.spec import Op, Component
 from planner.zoo.hub import Cfg, ZooError
 from planner.zoo.layers import attention, conv, ew, linear, lookup, mlp, norm
 
@@ -33,8 +33,8 @@ def _layers(tokens: int, *, layers: int, dim: int, heads: int, head_dim: int, ff
     return layer * layers
 
 
-def _stage(name: str, ops: list[Op]) -> Stage:
-    return Stage(name, tuple(ops), sum(o.params for o in ops))
+def _component(name: str, ops: list[Op]) -> Component:
+    return Component(name, tuple(ops), sum(o.params for o in ops))
 
 
 # Defaults of the transformers config classes for the keys read here (transformers 5.23:
@@ -56,7 +56,7 @@ LLAMA_DEFAULTS = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size":
                   "mlp_bias": False}
 
 
-def clip_text(cfg: Cfg, tokens: int, name: str, projection: bool) -> Stage:
+def clip_text(cfg: Cfg, tokens: int, name: str, projection: bool) -> Component:
     """CLIPTextModel[WithProjection]: token + learned positions, pre-LN layers with biases and
     a GELU MLP, final LN, and (WithProjection) the text projection of the pooled (EOS) token."""
     dim = cfg["hidden_size"]
@@ -67,10 +67,10 @@ def clip_text(cfg: Cfg, tokens: int, name: str, projection: bool) -> Stage:
     ops.append(norm("final_norm", tokens, dim, params=2 * dim))
     if projection:
         ops.append(linear("text_projection", 1, dim, cfg["projection_dim"], bias=False))
-    return _stage(name, ops)
+    return _component(name, ops)
 
 
-def t5(cfg: Cfg, tokens: int, name: str, per_layer_bias: bool) -> Stage:
+def t5(cfg: Cfg, tokens: int, name: str, per_layer_bias: bool) -> Component:
     """T5 v1.1 family encoder (T5EncoderModel, UMT5EncoderModel): no biases, RMSNorm,
     gated-GELU MLP (wi_0, wi_1, wo), relative position bias (buckets x heads) in layer 0,
     or in every layer (umT5)."""
@@ -83,10 +83,10 @@ def t5(cfg: Cfg, tokens: int, name: str, per_layer_bias: bool) -> Stage:
     if not per_layer_bias:
         ops.append(ew("rel_pos_bias", tokens, heads, 2, params=table))
     ops.append(norm("final_norm", tokens, dim, params=dim))
-    return _stage(name, ops)
+    return _component(name, ops)
 
 
-def bert(cfg: Cfg, tokens: int, name: str) -> Stage:
+def bert(cfg: Cfg, tokens: int, name: str) -> Component:
     """BertModel with its pooler (HunyuanDiT's bilingual CLIP text tower): token, position and
     token-type embeddings, embedding LN, post-LN layers with biases, pooler."""
     dim = cfg["hidden_size"]
@@ -96,10 +96,10 @@ def bert(cfg: Cfg, tokens: int, name: str) -> Stage:
     ops += _layers(tokens, layers=cfg["num_hidden_layers"], dim=dim, heads=cfg["num_attention_heads"],
                    head_dim=dim // cfg["num_attention_heads"], ffn=cfg["intermediate_size"], bias=True, post_norm=True)
     ops.append(linear("pooler", 1, dim, dim))
-    return _stage(name, ops)
+    return _component(name, ops)
 
 
-def llama(cfg: Cfg, tokens: int, name: str) -> Stage:
+def llama(cfg: Cfg, tokens: int, name: str) -> Component:
     """LlamaModel (no LM head): RMSNorm, GQA attention, SwiGLU MLP, no biases. All layers run
     (HunyuanVideo reads the 3rd-from-last hidden state, but the model computes every layer)."""
     dim, heads = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -110,10 +110,10 @@ def llama(cfg: Cfg, tokens: int, name: str) -> Stage:
                    head_dim=cfg["head_dim"] or dim // heads, ffn=cfg["intermediate_size"], bias=False, gated=True,
                    kv_heads=cfg["num_key_value_heads"] or heads, rms=True)
     ops.append(norm("final_norm", tokens, dim, params=dim))
-    return _stage(name, ops)
+    return _component(name, ops)
 
 
-def clip_vision(cfg: Cfg, name: str) -> Stage:
+def clip_vision(cfg: Cfg, name: str) -> Component:
     """CLIPVisionModelWithProjection (SVD's conditioning-image encoder): patch conv, class
     token + learned positions, pre-LN, layers, post-LN of the class token, visual projection."""
     dim, size, patch = cfg["hidden_size"], cfg["image_size"], cfg["patch_size"]
@@ -125,7 +125,7 @@ def clip_vision(cfg: Cfg, name: str) -> Stage:
                    head_dim=dim // cfg["num_attention_heads"], ffn=cfg["intermediate_size"], bias=True)
     ops += [norm("post_norm", 1, dim, params=2 * dim),
             linear("visual_projection", 1, dim, cfg["projection_dim"], bias=False)]
-    return _stage(name, ops)
+    return _component(name, ops)
 
 
 # transformers class -> (defaults, builder(cfg, tokens, name)); image encoders ignore tokens

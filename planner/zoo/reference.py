@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.spec import ModelFacts, Stage
+from planner.spec import ModelFacts, Component
 from planner.zoo.layers import (Grid, attention, block, conv, cross_attn, ew, linear, mlp, norm, qkv,
                                 self_attn, spec, timestep_mlp)
 
@@ -126,7 +126,7 @@ def _facts(mid: str, p: Preset) -> ModelFacts:
 
 REFERENCE_FACTS: dict[str, ModelFacts] = {mid: _facts(mid, p) for mid, p in PRESETS.items()}
 
-NO_VAE = Stage("none (executor runs time the denoising loop only)", (), 0)
+NO_VAE = Component("none (executor runs time the denoising loop only)", (), 0)
 
 
 # ---------------------------------------------------------------- shared pieces

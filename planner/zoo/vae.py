@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from planner.spec import Op, Stage
+from planner.spec import Op, Component
 from planner.zoo.hub import Cfg, ZooError
 from planner.zoo.layers import Grid, attention, conv, ew, linear, norm
 
@@ -50,8 +50,8 @@ def _attn(p: str, seq: int, dim: int, groups: int = 1, *, norm_w: int = 2,
             linear(f"{p}.to_out", rows, dim, dim, "row"), ew(f"{p}.add", rows, dim, 3)]
 
 
-def _stage(name: str, ops: list[Op]) -> Stage:
-    return Stage(name, tuple(ops), sum(o.params for o in ops))
+def _component(name: str, ops: list[Op]) -> Component:
+    return Component(name, tuple(ops), sum(o.params for o in ops))
 
 
 # ---------------------------------------------------------------- 2D (per frame)
@@ -100,16 +100,16 @@ def _pixels(n: int) -> str:
     return f" x {n} frames" if n > 1 else ""
 
 
-def sd_decoder(cfg: Cfg, g: Grid, per_frame: bool = False) -> Stage:
+def sd_decoder(cfg: Cfg, g: Grid, per_frame: bool = False) -> Component:
     """AutoencoderKL; per_frame: a video pipeline decodes every pixel frame with it (Latte,
     AnimateDiff)."""
     frames = g.frames if per_frame else 1
-    return _stage(f"SD VAE decoder ({cfg['latent_channels']}-ch latent){_pixels(frames)}",
+    return _component(f"SD VAE decoder ({cfg['latent_channels']}-ch latent){_pixels(frames)}",
                   sd_ops(cfg, g.lh, g.lw, frames))
 
 
-def svd_decoder(cfg: Cfg, g: Grid) -> Stage:
-    return _stage("SVD temporal VAE decoder", sd_ops(cfg, g.lh, g.lw, g.lf, temporal=True))
+def svd_decoder(cfg: Cfg, g: Grid) -> Component:
+    return _component("SVD temporal VAE decoder", sd_ops(cfg, g.lh, g.lw, g.lf, temporal=True))
 
 
 def _scale(cfg: Cfg, key: str) -> int:
@@ -128,7 +128,7 @@ def _time_up(frames: int) -> int:
     return 1 + 2 * (frames - 1) if frames > 1 else 1
 
 
-def cogvideox_decoder(cfg: Cfg, g: Grid) -> Stage:
+def cogvideox_decoder(cfg: Cfg, g: Grid) -> Component:
     """CogVideoXDecoder3D: causal 3x3x3 convs, spatial norms conditioned on the latent, up
     blocks (reversed block_out: 512/256/256/128) of layers_per_block + 1 ResNets, 2D 3x3
     upsampling convs; the first log2(temporal_compression_ratio) upsamplers also double time
@@ -156,7 +156,7 @@ def cogvideox_decoder(cfg: Cfg, g: Grid) -> Stage:
     ops += [norm("norm_out", tok, c, params=2 * c), linear("norm_out.conv_y", tok, z, c),
             linear("norm_out.conv_b", tok, z, c), ew("act_out", tok, c),
             conv("conv_out", tok, c, cfg["out_channels"], 27)]
-    return _stage("CogVideoX causal 3D VAE decoder", ops)
+    return _component("CogVideoX causal 3D VAE decoder", ops)
 
 
 def _hunyuan_tile(cfg: Cfg, lf: int, lh: int, lw: int, n: int, p: str) -> list[Op]:
@@ -196,7 +196,7 @@ def _hunyuan_tile(cfg: Cfg, lf: int, lh: int, lw: int, n: int, p: str) -> list[O
 HUNYUAN_TILE, HUNYUAN_STRIDE = 5, 3
 
 
-def hunyuan_decoder(cfg: Cfg, g: Grid) -> Stage:
+def hunyuan_decoder(cfg: Cfg, g: Grid) -> Component:
     """AutoencoderKLHunyuanVideo decode with its default framewise tiling: latent tiles
     of 4+1 frames every 3 frames (sample tiles 16/stride 12), each decoded in full, the
     overlap blended. Equal-sized tiles are merged into one set of ops (n x tokens for
@@ -208,10 +208,10 @@ def hunyuan_decoder(cfg: Cfg, g: Grid) -> Stage:
     for k, (size, n) in enumerate(sorted(sizes.items(), reverse=True)):
         tile = _hunyuan_tile(cfg, size, g.lh, g.lw, n, f"tile{size}x{n}." if len(sizes) > 1 else "")
         ops += tile if k == 0 else [o.scaled(params=0) for o in tile]
-    return _stage("HunyuanVideo causal 3D VAE decoder", ops)
+    return _component("HunyuanVideo causal 3D VAE decoder", ops)
 
 
-def wan_decoder(cfg: Cfg, g: Grid) -> Stage:
+def wan_decoder(cfg: Cfg, g: Grid) -> Component:
     """WanDecoder3d (base_dim 96, dim_mult 1/2/4/4): RMS norms, causal 3x3x3 convs, per-frame
     single-head attention in the mid block, up blocks (384/384/192/96) of num_res_blocks + 1
     ResNets whose 2D upsamplers halve the width; the blocks whose temperal_upsample
@@ -245,10 +245,10 @@ def wan_decoder(cfg: Cfg, g: Grid) -> Stage:
     tok = f * h * w
     ops += [norm("norm_out", tok, c, params=c), ew("act_out", tok, c),
             conv("conv_out", tok, c, cfg["out_channels"], 27)]
-    return _stage("Wan2.1 causal 3D VAE decoder", ops)
+    return _component("Wan2.1 causal 3D VAE decoder", ops)
 
 
-def mochi_decoder(cfg: Cfg, g: Grid) -> Stage:
+def mochi_decoder(cfg: Cfg, g: Grid) -> Component:
     """MochiDecoder3D (non-framewise default): 1x1x1 conv_in latent -> widest, ResNets, then
     up blocks (6/4/3 ResNets at 768/512/256) whose linear projection unshuffles to the
     temporal (x3/x2/x1) and spatial (x2) expansions, ResNets at the narrowest width and a
@@ -269,10 +269,10 @@ def mochi_decoder(cfg: Cfg, g: Grid) -> Stage:
     for j in range(per[0]):
         ops += _resnet(f"block_out.res{j}", f * h * w, out[0], out[0], 27)
     ops += [ew("act_out", f * h * w, out[0]), linear("proj_out", f * h * w, out[0], cfg["out_channels"])]
-    return _stage("Mochi 3D VAE decoder", ops)
+    return _component("Mochi 3D VAE decoder", ops)
 
 
-def opensora12_decoder(cfg: Cfg, g: Grid) -> Stage:
+def opensora12_decoder(cfg: Cfg, g: Grid) -> Component:
     """Open-Sora 1.2 VideoAutoencoderPipeline, from opensora/models/vae/vae_temporal.py
     (VAE_Temporal_SD; models.csv has no numbers for it): the temporal VAE decoder (causal
     3x3x3 convs at latent resolution: conv latent -> filters x the last multiplier, num_res_blocks
@@ -302,7 +302,7 @@ def opensora12_decoder(cfg: Cfg, g: Grid) -> Stage:
             conv("temporal.conv_out", tok, c, t["in_out_channels"], 27)]
     ops += sd_ops(Cfg("AutoencoderKL", spatial.values, spatial.where, {"layers_per_block": 2}), g.lh, g.lw,
                   g.frames, p="spatial.")
-    return _stage("Open-Sora 1.2 VAE decoder (temporal + SDXL 2D)", ops)
+    return _component("Open-Sora 1.2 VAE decoder (temporal + SDXL 2D)", ops)
 
 
 def _mochi_t(cfg: Cfg) -> int:
