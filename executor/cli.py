@@ -42,6 +42,8 @@ def register(sub, common) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--report", metavar="FILE.html",
                    help="also write an interactive HTML report: measured against predicted, time per step, fidelity")
+    from .diffusers.options import add_options
+    add_options(p)          # --scale, --weights, --prompt, --negative-prompt, --out (diffusers models)
     p.set_defaults(func=lambda args: cmd_run(args, common))
 
 
@@ -58,9 +60,15 @@ def _check_options(args) -> str:
         raise _usage(f"--backend {backend}: accepted: gloo, nccl")
     if args.model is None:
         args.model = DEFAULT_MODEL
+    from .diffusers import options as diffusers_options
     if args.model not in PRESETS:
-        raise _usage(f"--model {args.model}: run executes the reference models only (torch implementations): "
-                     f"{', '.join(PRESETS)}")
+        if not diffusers_options.is_model(args.model):
+            from .diffusers.configs import model_ids
+            raise _usage(f"--model {args.model}: run executes the reference models ({', '.join(PRESETS)}) and the "
+                         f"diffusers models {', '.join(model_ids())}")
+        diffusers_options.check(args)
+    elif args.scale or args.weights or args.out or args.cp != "auto":
+        raise _usage(f"--scale, --weights, --out and --cp apply to diffusers models, not to {args.model}")
     if args.scope != "denoise":
         raise _usage(f"--scope {args.scope}: run times the denoising loop only (scope denoise)")
     if args.cluster or args.nodes != 1 or args.inter != "none" or args.intra:
@@ -118,16 +126,15 @@ def _gpu_id(args, backend: str) -> str:
     raise _usage(f"cannot tell which hw_profiles GPU '{name}' is; give --gpu (see `cli.py gpus`)")
 
 
-def _recommended(model, sc, cluster, profile) -> tuple[str, tuple[str, ...]]:
+def _recommended(model, sc, cluster, profile, job_errors) -> tuple[str, tuple[str, ...]]:
     """The planner's recommendation, or the best-ranked fitting plan the executor runs,
     with the layout order the placement chose for it (empty: xDiT's)."""
     from planner.search import search
 
-    from .legality import job_errors
     res = search(model, sc, cluster, profile)
     ranked = ([res.recommended] if res.recommended else []) + [p for p in res.ranked if p.fits]
     for pred in ranked:
-        if not job_errors(model.id, sc.height, sc.frames, pred.plan):
+        if not job_errors(pred.plan):
             placed = next((pl for pl in res.placements if pl.plan == pred.plan and pl.moved), None)
             return str(pred.plan), tuple(placed.order) if placed else ()
     raise _usage(f"the planner found no plan for {cluster.n} ranks that fits and that the executor can run")
@@ -160,21 +167,34 @@ def cmd_run(args, common) -> int:
     from planner.plan import parse_plan
 
     from .experiment import hw_profile
-    from .legality import job_errors
+    from .legality import job_errors as _job_errors
+
+    def job_errors(plan):
+        return _job_errors(model.id, sc.height, sc.frames, plan, scale=args.scale or "", width=sc.width,
+                           text_tokens=sc.text_tokens or model.facts.text_tokens, weights=args.weights or "")
+    diffusers, note = None, ""
+    if args.scale:      # a diffusers model: the ModelSpec of what runs at this scale
+        if args.plan:   # what the architecture cannot run is refused before torch is imported
+            errs = plan_errors(parse_plan(args.plan), model, sc, nproc) + job_errors(parse_plan(args.plan))
+            if errs:
+                raise _usage(f"plan '{args.plan}': {errs[0]}")
+        from .diffusers.options import model_spec
+        model, note, diffusers = model_spec(args, model)
     profile = hw_profile(args.hw_profile)
-    plan_text, order = (args.plan, ()) if args.plan else _recommended(model, sc, cluster, profile)
+    plan_text, order = (args.plan, ()) if args.plan else _recommended(model, sc, cluster, profile, job_errors)
     plan = parse_plan(plan_text)
     order = _order(args.order, plan) or order
     if plan.gpus != nproc:
         raise _usage(f"--nproc {nproc} but plan '{plan}' uses {plan.gpus} GPUs; give --nproc {plan.gpus} "
                      f"or a plan whose degrees multiply to {nproc}")
-    errs = plan_errors(plan, model, sc, nproc) + job_errors(model.id, sc.height, sc.frames, plan)
+    errs = plan_errors(plan, model, sc, nproc) + job_errors(plan)
     if errs:
         raise _usage(f"plan '{plan}': {errs[0]}")
     from .experiment import measure, prepare
     from .launch import RankFailed, in_torchrun
     prep = prepare(model, sc, str(plan), cluster, profile, guidance=args.guidance, seed=args.seed,
-                   repeats=args.repeats, warmup_runs=args.warmup_runs, tolerance=args.tolerance, order=order)
+                   repeats=args.repeats, warmup_runs=args.warmup_runs, tolerance=args.tolerance, order=order,
+                   diffusers=diffusers)
     try:
         m = measure(prep, nproc, backend, timeout_s=args.timeout)
     except RankFailed as e:
@@ -183,6 +203,8 @@ def cmd_run(args, common) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; the ranks were stopped", file=sys.stderr)
         return 130
+    if note and m is not None:
+        m.extra["prediction"] = note
     if in_torchrun():
         _report(args, m, sc, order)
         # Leave like a multiprocessing worker does: gloo's transport threads can still be
@@ -206,6 +228,8 @@ def _report(args, m, sc, order=()) -> int:
     if args.report:
         from planner.report.run import write_run_report
         write_run_report(out, args.report)
+    from .diffusers.options import write_out
+    written = write_out(args, m)
     if args.json:
         print(json.dumps(out, indent=1, allow_nan=False))
     else:
@@ -216,4 +240,6 @@ def _report(args, m, sc, order=()) -> int:
             print("(plan recommended by the planner for this machine)")
         if args.report:
             print(f"report: {args.report}")
+        if written:
+            print(f"written: {written}")
     return 0

@@ -55,9 +55,11 @@ class Prepared:
 
 def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, profile, *, guidance: float = 4.5,
             seed: int = 0, repeats: int = 3, warmup_runs: int = 1, tolerance: float = 0.0,
-            order: tuple[str, ...] = ()) -> Prepared:
+            order: tuple[str, ...] = (), diffusers: dict | None = None) -> Prepared:
     """order: layout order of the plan's dimensions, inner -> outer (default xDiT's); the
-    ranks form their groups and the prediction lays the plan out in it."""
+    ranks form their groups and the prediction lays the plan out in it. diffusers: the
+    Job fields of a diffusers model (scale, weights, prompt, negative_prompt, decode); the
+    ModelSpec is then the one executor/diffusers/spec.py made for that scale."""
     from planner.cost.predict import predict
     from planner.layout import XDIT_ORDER, ordered_layout
     from planner.legality import plan_errors
@@ -67,8 +69,10 @@ def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, pr
     job = Job(model=model.id, plan=str(plan), height=sc.height, width=sc.width, frames=sc.frames, steps=sc.steps,
               batch=sc.batch, text_tokens=sc.text_tokens if sc.text_tokens is not None else model.facts.text_tokens,
               cfg=sc.cfg, guidance=guidance, dtype=sc.dtype, seed=seed, repeats=repeats,
-              warmup_runs=warmup_runs, tolerance=tolerance, order=tuple(order))
-    errs = plan_errors(plan, model, sc, cluster.n) + job_errors(job.model, job.height, job.frames, plan)
+              warmup_runs=warmup_runs, tolerance=tolerance, order=tuple(order), **(diffusers or {}))
+    errs = plan_errors(plan, model, sc, cluster.n) + job_errors(job.model, job.height, job.frames, plan,
+                                                                 scale=job.scale, width=job.width,
+                                                                 text_tokens=job.text_tokens, weights=job.weights)
     if errs:
         raise UsageError(f"plan '{plan}': {errs[0]}")
     pred = predict(plan, model, sc, cluster, profile, layout=ordered_layout(plan, tuple(order) or XDIT_ORDER))
@@ -88,7 +92,7 @@ def run_serial(job: "Job", backend: str = "gloo") -> dict:
 
     from .runtime import World, run_job
     torch.set_num_threads(1)
-    return run_job(dataclasses.replace(job, plan="serial", stages={}),
+    return run_job(dataclasses.replace(job, plan="serial", stages={}, decode=False),
                    World(device="cuda:0" if backend == "nccl" else "cpu"))
 
 
@@ -113,4 +117,18 @@ def measure(prep: Prepared, nproc: int, backend: str = "gloo", serial: dict | No
         fidelity=fidelity(ranks[0]["output"], serial["output"]),
         exact=p.exact, profile=getattr(prep.profile, "name", "?"),
         predicted_comm_bytes_per_step=p.comm_bytes_per_step, predicted_memory_gb=p.memory_bytes / 2**30,
-        extra=ranks[0]["extra"])
+        extra=ranks[0]["extra"], model_info=ranks[0].get("model", {}),
+        components=_components(ranks, serial), pixels=ranks[0].get("pixels"))
+
+
+def _components(ranks: list[dict], serial: dict) -> dict:
+    """Seconds of the stages outside the denoising loop (diffusers models): the text
+    encoders (slowest rank; every rank encodes the prompt) and the VAE decode (rank 0)."""
+    out = {}
+    text = [r["component_s"]["text_encoders"] for r in ranks if "text_encoders" in r.get("component_s", {})]
+    if text:
+        out["text_encoders_s"] = max(text)
+        out["serial_text_encoders_s"] = serial.get("component_s", {}).get("text_encoders", 0.0)
+    if "vae_decode" in ranks[0].get("component_s", {}):
+        out["vae_decode_s"] = ranks[0]["component_s"]["vae_decode"]
+    return out

@@ -153,7 +153,10 @@ def launch(jobs, nproc: int, backend: str = "gloo", timeout_s: float = 60.0):
         # (fast starts, like fork), never from this process: forking a process whose torch
         # and gloo threads may hold locks can leave a child hung before it joins the group
         import multiprocessing
-        multiprocessing.set_forkserver_preload(["torch", "torch.distributed", __name__, "executor.runtime"])
+        preload = ["torch", "torch.distributed", __name__, "executor.runtime"]
+        if any(getattr(j, "scale", "") for j in jobs):      # diffusers models: their libraries too
+            preload += ["executor.diffusers.pipeline", "executor.diffusers.families"]
+        multiprocessing.set_forkserver_preload(preload)
     error_dir = tempfile.mkdtemp(prefix="paradiff-run-")
     # the rendezvous waits for every rank to join; 8 ranks forked on a loaded 2-core machine
     # have been seen to take over a minute, so it gets at least 5 minutes

@@ -22,7 +22,11 @@ def feature_split(plan: Plan) -> int:
     return math.prod(STRATEGIES[k].shard(d, plan).features for k, d in plan.degrees)
 
 
-def job_errors(model: str, height: int, frames: int, plan: Plan) -> list[str]:
+def job_errors(model: str, height: int, frames: int, plan: Plan, scale: str = "", width: int | None = None,
+               text_tokens: int = 0, weights: str = "") -> list[str]:
+    if scale:       # a diffusers model at --scale (executor/diffusers/legality.py)
+        from .diffusers.legality import arch_errors
+        return arch_errors(model, scale, height, width or height, frames, text_tokens, plan, weights)
     p = PRESETS[model]
     errs = []
     for seg in plan.plans():

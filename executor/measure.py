@@ -90,6 +90,9 @@ class Measurement:
     predicted_comm_bytes_per_step: float = 0.0
     predicted_memory_gb: float = 0.0
     extra: dict = field(default_factory=dict)
+    model_info: dict = field(default_factory=dict)   # diffusers classes, weights' origin, scale
+    components: dict = field(default_factory=dict)   # seconds of text encoders / VAE decode
+    pixels: object = None                            # decoded uint8 frames (rank 0), not in the JSON
 
     @property
     def latency_s(self) -> float:
@@ -123,7 +126,8 @@ class Measurement:
             "comm_bytes": [int(b) for b in self.comm_bytes],
             "comm_seconds": [{k: round(v, 5) for k, v in d.items()} for d in self.comm_seconds],
             "extra": self.extra,
-        }
+        } | ({"model_info": self.model_info} if self.model_info else {}) | (
+            {"components": {k: round(v, 5) for k, v in self.components.items()}} if self.components else {})
 
     def table(self) -> str:
         j = self.to_json()
@@ -146,6 +150,14 @@ class Measurement:
             + ", ".join(f"{sum(d.values()):.3f}s" for d in self.comm_seconds),
             f"hardware profile: {self.profile}",
         ]
+        if self.model_info.get("pipeline"):
+            mi = self.model_info
+            lines.insert(1, f"model: {mi['pipeline']} ({mi['denoiser']}; text: {', '.join(mi['text_encoders'])}; "
+                            f"VAE: {mi['vae']}), --scale {mi['scale']}, weights: {mi['weights']}")
+        if self.components:
+            c = self.components
+            lines.append("outside the loop: " + ", ".join(
+                f"{k.removesuffix('_s').replace('_', ' ')} {v:.3f}s" for k, v in c.items() if not k.startswith("serial")))
         if self.extra:
             lines.append("notes: " + "; ".join(f"{k}: {v}" for k, v in self.extra.items()))
         return "\n".join(lines)

@@ -23,15 +23,15 @@ import torch.distributed as dist
 
 from planner.layout import Layout, layout_for
 from planner.plan import Plan, parse_plan
-from planner.zoo.reference import PRESETS
 
 from planner.strategies import LATENT_SPLIT_KEYS
 
 from . import legality, measure, strategies
 from .comm import Comm, Group, solo
 from .context import Ctx
-from .models import State, build_model, conditioning
-from .sampler import NoiseSchedule, denoise, guide, segments
+from .models import State
+from .sampler import denoise, guide, segments
+from .source import source_for
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -58,13 +58,23 @@ class Job:
     # empty: xDiT's), shared by every schedule segment as in predict()
     order: tuple = ()
     label: str = ""
+    # diffusers models (executor/diffusers): scale tiny | small | full ("" = a ref-* model),
+    # a local diffusers folder ("" = random weights from `seed`), the prompts, and whether
+    # rank 0 decodes the final latent with the VAE
+    scale: str = ""
+    weights: str = ""
+    cp: str = "auto"        # Ulysses via diffusers' ContextParallelConfig where it applies (diffusers/native_cp.py)
+    prompt: str = ""
+    negative_prompt: str = ""
+    decode: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def job_errors(job: Job, plan: Plan) -> list[str]:
-    return legality.job_errors(job.model, job.height, job.frames, plan)
+    return legality.job_errors(job.model, job.height, job.frames, plan, scale=job.scale, width=job.width,
+                               text_tokens=job.text_tokens, weights=job.weights)
 
 
 # ---------------------------------------------------------------- process groups
@@ -131,7 +141,8 @@ class Setup:
         self.seq = world.group(combined(self.layout, dims, world.rank)) if dims else solo(world.rank)
         self.stages = [tuple(s) for s in self.job.stages.get(str(plan), [])]
         self.last_uncond = None
-        self.loop = strategies.loop_for(plan)
+        native = getattr(rt.source, "native_loop", None)     # diffusers' own Ulysses (diffusers/native_cp.py)
+        self.loop = (native and native(plan)) or strategies.loop_for(plan)
         self.model = self.loop.model(self)
 
     def group(self, dim: str) -> Group:
@@ -196,13 +207,13 @@ class Runtime:
         errs = job_errors(job, self.plan)
         if errs:
             raise ValueError(errs[0])
-        p = PRESETS[job.model]
-        self.preset, self.dtype = p, DTYPES[job.dtype]
-        self.video = p.arch == "video-dit"
-        self.rows = job.height // 8 // p.patch          # grid rows after patchify
-        self.units = job.frames if self.video else self.rows
-        self.sched = NoiseSchedule(job.steps, flow=p.arch == "mmdit")
-        self.cond = conditioning(job.model, job.text_tokens, job.seed)
+        self.dtype = DTYPES[job.dtype]
+        self.source = src = source_for(job, world.device, self.dtype)
+        self.video, self.patch, self.frames = src.video, src.patch, src.latent_frames
+        self.rows = job.height // 8 // src.patch          # grid rows after patchify
+        self.units = self.frames if self.video else self.rows
+        self.sched = src.schedule(job.steps)
+        self.cond = src.conditioning()
         world.make_groups(plan_groups(self.plan, job.order))
         self._setups: dict[str, Setup] = {}
         self.carry: dict = {}        # handed from one schedule segment to the next (sampler.denoise)
@@ -219,12 +230,12 @@ class Runtime:
         return self._setups[key]
 
     def build_model(self):
-        return build_model(self.job.model, self.job.seed).to(self.world.device, self.dtype)
+        return self.source.build_model()
 
     def initial_latent(self) -> torch.Tensor:
-        p, j = self.preset, self.job
+        j, ch = self.job, self.source.channels
         h, w = j.height // 8, j.width // 8
-        shape = (j.batch, p.channels, j.frames, h, w) if self.video else (j.batch, p.channels, h, w)
+        shape = (j.batch, ch, self.frames, h, w) if self.video else (j.batch, ch, h, w)
         g = torch.Generator().manual_seed(j.seed)
         return torch.randn(shape, generator=g).to(self.world.device)
 
@@ -233,7 +244,7 @@ class Runtime:
         u0, u1 = units
         if self.video:
             return x[:, :, u0:u1]
-        p = self.preset.patch
+        p = self.patch
         return x[:, :, u0 * p:u1 * p]
 
     def units_cat(self, parts) -> torch.Tensor:
@@ -241,7 +252,7 @@ class Runtime:
 
     def new_ctx(self, cls=None, **kw):
         cls = cls or Ctx
-        return cls(self.rows, self.job.frames, self.video, comm=self.world.comm, **kw)
+        return cls(self.rows, self.frames, self.video, comm=self.world.comm, **kw)
 
 
 # ---------------------------------------------------------------- timed runs
@@ -277,4 +288,8 @@ def run_job(job: Job, world: World) -> dict:
               "extra": dict(rt.extra)}
     if world.rank == 0:
         result["output"] = out.float().cpu()
+        if job.decode:
+            result["pixels"] = rt.source.decode(out)
+        result["model"] = rt.source.describe()
+    result["component_s"] = dict(rt.source.component_s)
     return result

@@ -23,8 +23,11 @@ TRAIN_STEPS = 1000
 
 
 class NoiseSchedule:
-    def __init__(self, steps: int, flow: bool, shift: float = 3.0):
-        self.steps, self.flow = steps, flow
+    """prediction: what the model outputs on the DDIM path, the noise ("epsilon") or
+    v = sqrt(a) noise - sqrt(1 - a) x0 ("v_prediction": SD2.1-v, CogVideoX)."""
+
+    def __init__(self, steps: int, flow: bool, shift: float = 3.0, prediction: str = "epsilon"):
+        self.steps, self.flow, self.prediction = steps, flow, prediction
         if flow:
             # SD3's shifted sigmas: more of the budget at high noise
             s = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
@@ -49,6 +52,11 @@ class NoiseSchedule:
         if self.flow:   # the model predicts the velocity noise - data
             return x + (float(self.sigmas[i + 1]) - float(self.sigmas[i])) * eps
         a, an = self.a[i], self.a_next[i]
+        if self.prediction == "v_prediction":
+            v = eps
+            x0 = math.sqrt(a) * x - math.sqrt(1 - a) * v
+            eps = math.sqrt(1 - a) * x + math.sqrt(a) * v
+            return math.sqrt(an) * x0 + math.sqrt(1 - an) * eps
         x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
         return math.sqrt(an) * x0 + math.sqrt(1 - an) * eps
 

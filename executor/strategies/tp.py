@@ -8,6 +8,11 @@ of their input features and their partial outputs are summed by an all-reduce ov
 tp group before the bias is added (attention out, MLP down, the second ResNet conv):
 models/common.project and models/unet.Conv3x3 call ctx.tp_reduce. Everything else is
 replicated. Exact (up to the order of the all-reduce's sums).
+
+Packed projections (diffusers' GEGLU up-projection, whose output is [value | gate]; Flux's
+single-block out-projection, whose input is [attention | MLP]) carry `tp_blocks`: the
+split dimension is cut into those blocks and each block is split on its own. Modules
+with `tp_divide` (diffusers Attention: "heads") get those counts divided by t.
 """
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ from torch import nn
 from .runner import Runner
 
 
-def _take(t: torch.Tensor, dim: int, index: int, parts: int) -> torch.Tensor:
+def _take(t: torch.Tensor, dim: int, index: int, parts: int, blocks=None) -> torch.Tensor:
+    if blocks:
+        if sum(blocks) != t.shape[dim]:
+            raise ValueError(f"packed blocks {blocks} do not add up to {t.shape[dim]} features")
+        return torch.cat([_take(b, dim, index, parts) for b in t.split(list(blocks), dim=dim)], dim=dim)
     if t.shape[dim] % parts:
         raise ValueError(f"tensor parallelism over {parts} ranks cannot split {t.shape[dim]} features evenly")
     return t.chunk(parts, dim=dim)[index].clone()
@@ -34,6 +43,8 @@ def shard(model: nn.Module, group) -> None:
     """Slice the model's weights in place to this rank's share of the tp group."""
     i, n = group.index, group.size
     for m in model.modules():
+        for attr in getattr(m, "tp_divide", ()):
+            setattr(m, attr, getattr(m, attr) // n)
         role = getattr(m, "tp_role", "rep")
         if role == "rep":
             continue
@@ -44,9 +55,12 @@ def shard(model: nn.Module, group) -> None:
             m.num_channels //= n
             continue
         dim = 0 if role == "col" else 1
-        m.weight = nn.Parameter(_take(m.weight.data, dim, i, n), requires_grad=False)
-        if role == "col" and m.bias is not None:
-            m.bias = nn.Parameter(_take(m.bias.data, 0, i, n), requires_grad=False)
+        blocks = getattr(m, "tp_blocks", None)
+        if m.weight.dim() == 1:          # a norm's weight over column-parallel features
+            dim = 0
+        m.weight = nn.Parameter(_take(m.weight.data, dim, i, n, blocks), requires_grad=False)
+        if role == "col" and getattr(m, "bias", None) is not None:
+            m.bias = nn.Parameter(_take(m.bias.data, 0, i, n, blocks), requires_grad=False)
 
 
 RUNNER = Runner("tp")        # its group rides in every ctx (Ctx.tp_reduce)
