@@ -27,7 +27,6 @@ from planner.plan import parse_plan
 from planner.search import candidates, eligible, search
 from planner.spec import Scenario
 from planner.strategies import STRATEGIES
-from planner.zoo.reference import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = default_profile()
@@ -164,7 +163,8 @@ def check_cache_dit(launch, model, sc, n):
 
 def check_paradiff(launch, model, sc, n):
     f = flags(launch["launch"])
-    assert f["--model"] in PRESETS and parse_plan(f["--plan"]).gpus == n
+    assert f["--model"] == model.id and parse_plan(f["--plan"]).gpus == n and int(f["--nproc"]) == n
+    assert "--weights" in f
 
 
 CHECKS = {"xdit": lambda l, m, s, n: check_xdit(l["launch"], m, s, n), "diffusers": check_diffusers,
@@ -218,7 +218,15 @@ def test_every_strategy_key_is_supported_or_refused_with_a_source_by_every_engin
             assert m.keys <= set(e.supported_keys()) and m.source, (e.name, mid)
     paradiff = ENGINES["paradiff"]
     assert all(s.supported for s in paradiff.keys.values()) and paradiff.schedules.supported
-    assert set(zoo.model_ids()) <= set(paradiff.models)
+
+
+def test_paradiff_runs_the_models_its_executor_has_adapters_for():
+    """The engine's list of the executor's denoiser classes is the executor's (torch-free)."""
+    from executor.diffusers.configs import model_ids
+    from executor.diffusers.scale import FAMILY
+    from planner.engines.paradiff import EXECUTOR_CLASSES
+    assert set(EXECUTOR_CLASSES) == set(FAMILY)
+    assert set(ENGINES["paradiff"].models) == set(model_ids())
 
 
 def test_schedules_run_only_on_paradiff():

@@ -1,44 +1,44 @@
 """paradiff's own executor (executor/): every strategy key, schedules, any rank order.
 
 It implements each key under the same name (executor/strategies/<key>.py; ulysses with
-ring is executor/strategies/usp.py) and lays the ranks out in any order (`run --order`).
-It runs the reference models (planner/zoo/reference.py PRESETS, random weights), not the
-production checkpoints: for a zoo model its launch line checks the plan on the reference
-model of the same architecture. `run` measures the machine it runs on (executor/cli.py
-_check_options refuses --nodes), so it is one node.
+ring is executor/strategies/usp.py), lays the ranks out in any order (`run --order`), and
+runs the zoo models' real diffusers classes (executor/diffusers/: one adapter per
+denoiser class) from a local weights folder (`--weights DIR`) or random weights. `run`
+measures the machine it runs on (executor/cli.py refuses --nodes), so it is one node.
 """
 from __future__ import annotations
 
 from ..strategies import STRATEGIES
-from ..zoo import model_ids
-from ..zoo.reference import PRESETS
 from .base import Engine, Launch, ModelSupport, has, lacks
+from .models import DIFFUSERS
 
 SRC = "paradiff executor/strategies (this repository)"
+ADAPTERS = "paradiff executor/diffusers/scale.py FAMILY (this repository)"
 CLI = "paradiff executor/cli.py (_check_options)"
 KEYS = {k: has(f"executor/strategies/{k}.py", SRC) for k in STRATEGIES}
-# the reference model closest to each zoo architecture (same block types)
-_REFERENCE = {"unet": "ref-unet-s", "video-unet": "ref-unet-s", "dit": "ref-dit-s", "mmdit": "ref-mmdit-s",
-              "video-mmdit": "ref-mmdit-s", "video-dit": "ref-video-s"}
+# The denoiser classes the executor has an adapter for (executor/diffusers/scale.py
+# FAMILY; tests/test_engines.py checks that the two lists agree). AnimateDiff's
+# UNet2DConditionModel runs with a motion adapter, which has none yet.
+EXECUTOR_CLASSES = ("UNet2DConditionModel", "SD3Transformer2DModel", "FluxTransformer2DModel",
+                    "PixArtTransformer2DModel", "WanTransformer3DModel", "CogVideoXTransformer3DModel",
+                    "LatteTransformer3DModel")
+NO_ADAPTER = ("AnimateDiffPipeline",)
 
 
 def _models() -> dict[str, ModelSupport]:
-    from ..zoo import facts
     keys = frozenset(STRATEGIES) - {"serial"}
-    out = {m: ModelSupport(m, keys, SRC, "reference model") for m in PRESETS}
-    for m in model_ids():
-        ref = _REFERENCE[facts(m).arch]
-        out[m] = ModelSupport(ref, keys, SRC, f"checked on {ref} (random weights), not on {m}'s checkpoint")
-    return out
+    return {m: ModelSupport(m, keys, ADAPTERS) for m, c in DIFFUSERS.items()
+            if c.denoiser in EXECUTOR_CLASSES and c.pipeline not in NO_ADAPTER}
 
 
 class Paradiff(Engine):
     def launch(self, plan, model, sc, cluster) -> Launch:
-        ms = self.model_support(model.id)
-        ref = ms.name if ms else "ref-dit-s"
-        cmd = f"python cli.py run --model {ref} --plan '{plan}' --backend nccl"
-        notes = () if ref == model.id else (ms.note,)
-        return Launch(cmd, {"model": ref, "plan": str(plan)}, notes=notes)
+        c = DIFFUSERS.get(model.id)
+        cmd = (f"python cli.py run --model {model.id} --plan '{plan}' --backend nccl --nproc {cluster.n} "
+               f"--weights DIR")
+        notes = (f"DIR: a local diffusers folder of {c.repo} (save_pretrained or a Hugging Face snapshot); "
+                 f"without --weights the classes run with random weights" if c else "",)
+        return Launch(cmd, {"model": model.id, "plan": str(plan), "nproc": cluster.n}, notes=notes)
 
 
 PARADIFF = Paradiff(
