@@ -87,11 +87,16 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
     if rec.speedup < 1:
         out.append("No plan on these GPUs beats one GPU: fewer GPUs (or a faster interconnect) would do better.")
     if not rec.exact:
+        why_not = "stale activations" if not rec.approx_steps else f"{rec.approx_steps} approximate steps"
         exact = next((p for p in preds if p.exact and p.fits), None)
         if exact:
-            why_not = "stale activations" if not rec.approx_steps else f"{rec.approx_steps} approximate steps"
-        out.append(f"{rec.plan} is not exact ({why_not}); the fastest exact plan is "
+            out.append(f"{rec.plan} is not exact ({why_not}); the fastest exact plan is "
                        f"{exact.plan} at {fmt_s(exact.latency_s)} ({exact.speedup:.2f}x).")
+        elif any(p.exact for p in preds):
+            out.append(f"{rec.plan} is not exact ({why_not}); no exact plan fits in memory on these GPUs.")
+        else:
+            out.append(f"{rec.plan} is not exact ({why_not}); no exact plan is possible on this GPU count "
+                       f"(the model's heads, rows and CFG branches do not split over it).")
     return out
 
 
