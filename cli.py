@@ -11,27 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 
-from pathlib import Path
-
-
-def _defaults() -> dict:
-    """The built-in default scenario, kept in pyproject.toml [tool.paradiff.default]."""
-    import tomllib
-    fallback = {"model": "pixart-alpha", "gpu": "l40", "gpus": 8, "intra": "pcie4-2socket"}
-    try:
-        conf = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())
-        return fallback | conf["tool"]["paradiff"]["default"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return fallback
-
-
-DEFAULT = _defaults()
-
 
 from planner.errors import UsageError
+from planner.inputs import DEFAULT, SCOPES
+from planner.limits import choice, option
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -40,84 +27,86 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         sub = self.prog.split()[-1]
         where = "python cli.py" if sub == "cli.py" else f"python cli.py {sub}"
-        self.exit(2, f"error: {message} (see `{where} --help`)\n")
+        # planner.limits' types write whole messages ("--steps 0: must be ..."): no prefix
+        m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m[2].startswith(tuple(f"{n} " for n in m[1].split("/"))):
+            message = m[2]
+        self.exit(2, f"error: {' '.join(message.split())} (see `{where} --help`)\n")
 
 
 # ---------------------------------------------------------------- shared options
-def add_scenario_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scenario")
-    g.add_argument("--model", default=None, help=f"model id (default {DEFAULT['model']}; see `cli.py models`)")
-    g.add_argument("--height", type=int, help="image height in pixels (default: the model's)")
-    g.add_argument("--width", type=int, help="image width in pixels (default: the model's)")
-    g.add_argument("--frames", type=int, help="video frames (default: the model's; 1 for images)")
-    g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    g.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
-    g.add_argument("--text-tokens", type=int, help="text tokens the denoiser attends to (default: the model's)")
+def add_size_args(g) -> None:
+    """The sizes of a scenario (plan and run): checked against planner.limits.BOUNDS."""
+    g.add_argument("--height", type=option("--height"), help="image height in pixels, 8..16384 (default: the model's)")
+    g.add_argument("--width", type=option("--width"), help="image width in pixels, 8..16384 (default: the model's)")
+    g.add_argument("--frames", type=option("--frames"), help="video frames, 1..1024 (default: the model's; 1 for images)")
+    g.add_argument("--steps", type=option("--steps"), help="denoising steps, 1..1000 (default: the model's)")
+    g.add_argument("--batch", type=option("--batch"), help="images per request, 1..1024 (default 1)")
+    g.add_argument("--text-tokens", type=option("--text-tokens"),
+                   help="text tokens the denoiser attends to, 0..4096 (default: the model's)")
     g.add_argument("--no-cfg", action="store_true", help="one guidance branch (guidance-distilled or cfg scale 1)")
-    g.add_argument("--dtype", default=None,
-                   help="bf16 | fp16 | fp32 (default bf16, or the dtype a --hw-profile was measured in)")
-    g.add_argument("--scope", default="pipeline", help="pipeline (text encoders + denoise + VAE) | denoise")
+
+
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    from planner.cluster import INTER_IDS, INTRA_IDS
+    g = p.add_argument_group("scenario")
+    g.add_argument("--model", default=None, help=f"model id (default {DEFAULT.model}; see `cli.py models`)")
+    add_size_args(g)
+    g.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 | tf32 | fp8, where the GPUs have it (default "
+                   "bf16, fp16 on GPUs without bf16, or the dtype a --hw-profile was measured in)")
+    g.add_argument("--scope", type=choice("--scope", SCOPES), default="pipeline",
+                   help="pipeline (text encoders + denoise + VAE) | denoise (default pipeline)")
     g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
-    c = p.add_argument_group("cluster")
-    c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT['gpu']}; see `cli.py gpus`)")
-    c.add_argument("--gpus", type=int, default=None, help=f"total GPUs (default {DEFAULT['gpus']})")
-    c.add_argument("--nodes", type=int, default=1, help="machines (default 1)")
-    c.add_argument("--intra", default=None, help="link inside a node: nvswitch | nvlink-bridge | pcie3 | pcie4 "
-                   "| pcie4-2socket | pcie5 (default: the GPU's usual one)")
-    c.add_argument("--inter", default="none", help="link between nodes: none | ethernet | ib-hdr | ib-ndr | roce")
-    c.add_argument("--cluster", help="cluster file (JSON, docs/cluster-file.md) instead of --gpu/--gpus/...")
+    c = p.add_argument_group("cluster (or --cluster FILE)")
+    c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT.gpu}; see `cli.py gpus`)")
+    c.add_argument("--gpus", type=option("--gpus"), default=None, help=f"total GPUs, 1..1024 (default {DEFAULT.gpus})")
+    c.add_argument("--nodes", type=option("--nodes"), default=None, help="machines (default 1); needs --inter")
+    c.add_argument("--intra", type=choice("--intra", INTRA_IDS), default=None,
+                   help=f"link inside a node: {' | '.join(INTRA_IDS)} (default: the GPU's usual one; "
+                        f"{DEFAULT.intra} for {DEFAULT.gpu}, as in the default scenario)")
+    c.add_argument("--inter", type=choice("--inter", INTER_IDS), default=None,
+                   help=f"link between nodes, with --nodes N > 1: {' | '.join(INTER_IDS[1:])}")
+    c.add_argument("--cluster", help="cluster file (JSON, docs/cluster-file.md) instead of --gpu/--gpus/--nodes/"
+                   "--intra/--inter")
 
 
-def build_inputs(args):
-    """(ModelSpec, Scenario, Cluster) from the options; UsageError-like errors on bad input."""
-    from planner import zoo
-    from planner.cluster import build_cluster, load_cluster_file
-    from planner.spec import DTYPE_BYTES, Scenario
-
-    cluster_given = args.cluster or args.gpu or args.gpus or args.intra
-    model_id = args.model or DEFAULT["model"]
-    facts = zoo.facts(model_id)
-    if args.cluster:
-        cluster = load_cluster_file(args.cluster)
-    else:
-        gpus = args.gpus if args.gpus is not None else (DEFAULT["gpus"] if not cluster_given else 1)
-        intra = args.intra if (args.intra or cluster_given) else DEFAULT["intra"]
-        cluster = build_cluster(args.gpu or DEFAULT["gpu"], gpus, args.nodes, intra, args.inter)
-    for name in ("height", "width", "frames", "steps", "batch", "text_tokens"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {v}: must be >= 1")
-    args.dtype = args.dtype or "bf16"
-    if args.dtype not in DTYPE_BYTES:
-        raise UsageError(f"--dtype {args.dtype}: accepted: {', '.join(DTYPE_BYTES)}")
-    if args.scope not in ("pipeline", "denoise"):
-        raise UsageError(f"--scope {args.scope}: accepted: pipeline, denoise")
-    sc = Scenario(model=model_id, height=args.height or facts.default_height,
-                  width=args.width or facts.default_width, frames=args.frames or facts.default_frames,
-                  steps=args.steps or facts.default_steps, batch=args.batch,
-                  cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
-                  dtype=args.dtype, scope=args.scope, compiled=args.compiled)
-    try:
-        model = zoo.build(model_id, sc.height, sc.width, sc.frames, sc.text_tokens)
-    except zoo.ZooError:
-        raise
-    except ValueError as e:   # impossible sizes for this model: the message names the value
-        raise UsageError(str(e)) from None
+def build_inputs(args, profile_doc: dict | None = None):
+    """(ModelSpec, Scenario, Cluster) from plan's options (planner.inputs checks them); a
+    --hw-profile document must be of a GPU in the cluster, and gives the default dtype."""
+    from planner import inputs
+    from planner.profile_io import check_profile_applies
+    cluster = inputs.cluster(args.gpu, args.gpus, args.nodes, args.intra, args.inter, args.cluster)
+    dtype = args.dtype or (profile_doc["device"]["dtype"] if profile_doc else inputs.default_dtype(cluster))
+    inputs.check_dtype(cluster, dtype)
+    if profile_doc is not None:
+        check_profile_applies(profile_doc, args.hw_profile, cluster, dtype)
+    model, sc = inputs.scenario(args.model or DEFAULT.model, height=args.height, width=args.width,
+                                frames=args.frames, steps=args.steps, batch=args.batch,
+                                text_tokens=args.text_tokens, cfg=False if args.no_cfg else None,
+                                dtype=dtype, scope=args.scope, compiled=args.compiled)
     return model, sc, cluster
 
 
-def load_hw_profile(path: str | None, args=None):
-    """The measured profile given with --hw-profile, else the datasheet profile with the
-    committed calibration. A measured profile's efficiencies are relative to the dtype it
-    was measured in, so that dtype becomes the default --dtype."""
+def load_hw_profile(path: str | None):
+    """(document or None, Profile): the measured profile given with --hw-profile, else the
+    datasheet profile with the committed calibration."""
     from planner.hardware import default_profile
-    if not path:
-        return default_profile()
+    if path is None:
+        return None, default_profile()
+    if not path.strip():
+        raise UsageError("--hw-profile '': give a profile file (written by `cli.py profile`)")
     from planner.profile_io import load_profile_doc
-    doc, profile = load_profile_doc(path)
-    if args is not None and getattr(args, "dtype", None) is None:
-        args.dtype = doc["device"]["dtype"]
-    return profile
+    return load_profile_doc(path)
+
+
+def without_timings(doc):
+    """The document without its wall-clock fields (every "seconds" key): the same input
+    gives the same bytes (plan --timings keeps them)."""
+    if isinstance(doc, dict):
+        return {k: without_timings(v) for k, v in doc.items() if k != "seconds"}
+    if isinstance(doc, list):
+        return [without_timings(v) for v in doc]
+    return doc
 
 
 # ---------------------------------------------------------------- plan
@@ -125,18 +114,19 @@ def cmd_plan(args) -> int:
     import time
     t0 = time.perf_counter()
     from planner import textout
-    from planner.cost.predict import predict
     from planner.legality import plan_errors
     from planner.plan import parse_plan
+    from planner.report.html import check_out_path
     from planner.search import search
     from planner.xdit import xdit_devices, xdit_flags
     import planner.ilp as ilp_cli
 
-    if args.top < 1:
-        raise UsageError(f"--top {args.top}: must be >= 1")
-    profile = load_hw_profile(args.hw_profile, args)
-    model, sc, cluster = build_inputs(args)
-    if args.plan:
+    for path, suffixes, what in ((args.report, (".html", ".htm"), "report"), (args.trace, (".json",), "trace")):
+        if path is not None:     # refused before the search, not after it
+            check_out_path(path, suffixes, what)
+    doc, profile = load_hw_profile(args.hw_profile)
+    model, sc, cluster = build_inputs(args, doc)
+    if args.plan is not None:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
         if errs:
@@ -144,8 +134,6 @@ def cmd_plan(args) -> int:
         rec, ilp = ilp_cli.evaluate_given(plan, model, sc, cluster, profile, args.placement)   # planner/ilp
         preds = [rec]
     else:
-        if args.approx_steps < 0:
-            raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
         res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
                      **ilp_cli.search_options(args, sc.steps))
         preds, rec, ilp = res.ranked, res.recommended, res.ilp_dict()
@@ -159,16 +147,15 @@ def cmd_plan(args) -> int:
                                                          (ilp.get("placement") or {}).get("order"))}
     flags = problems = None
     if args.xdit and rec:
-        from planner.plan import parse_plan as _pp
-        flags, problems = xdit_flags(_pp(rec.plan), model.id, model.facts.arch)
-        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(_pp(rec.plan), out["ilp"], cluster)
+        flags, problems = xdit_flags(parse_plan(rec.plan), model.id, model.facts.arch)
+        out["xdit"] = {"flags": flags, "problems": problems} | xdit_devices(parse_plan(rec.plan), out["ilp"], cluster)
     written = []
     if args.json or args.report or args.trace:
         # adds timeline, layout and cluster_graph to the JSON; writes the report and trace
         from planner.report.plan import plan_outputs
         written = plan_outputs(args, out, preds, rec, model, sc, cluster, profile)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(out if args.timings else without_timings(out), indent=1))
         return 0
     print(textout.scenario_line(model, sc, cluster))
     print(f"  one GPU: {textout.fmt_s(preds[0].serial_latency_s if preds else 0)}"
@@ -178,7 +165,7 @@ def cmd_plan(args) -> int:
     else:
         print(textout.table(preds, args.top, rec))
         if rec is None:
-            print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
+            print("\n" + textout.no_recommendation(preds, args.approx_steps, args.exact_only))
         else:
             print(f"\nrecommended: {rec.plan}  ->  {textout.fmt_s(rec.latency_s)}, {rec.speedup:.2f}x over one GPU, "
                   f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {textout.fidelity_words(rec)}")
@@ -223,18 +210,26 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _tflops(g, dtype: str) -> float | None:
+    """The GPU's own peak in dtype (None where it has none: bf16 on Volta and Turing)."""
+    peak = dict(g.peak_flops).get(dtype)
+    return None if peak is None else peak / 1e12
+
+
 def cmd_gpus(args) -> int:
     from planner.hardware import gpu_ids, link_ids, load_gpu, load_link
     gpus = [load_gpu(g) for g in gpu_ids()]
     if args.json:
         print(json.dumps({"gpus": [{"id": g.id, "name": g.name, "family": g.family,
-                                    "memory_gib": g.memory_bytes / 2**30, "bf16_tflops": g.peak("bf16") / 1e12,
+                                    "memory_gib": g.memory_bytes / 2**30, "bf16_tflops": _tflops(g, "bf16"),
                                     "memory_bw_gbps": g.memory_bw / 1e9, "nvlink_gbps": g.nvlink_gbps}
                                    for g in gpus], "links": list(link_ids())}, indent=1))
         return 0
     print(f"{'id':<16} {'name':<22} {'family':<10} {'memory':>7} {'bf16 TFLOP/s':>12} {'HBM GB/s':>9} {'NVLink GB/s':>11}")
     for g in gpus:
-        print(f"{g.id:<16} {g.name:<22} {g.family:<10} {g.memory_bytes / 2**30:>5.0f}GB {g.peak('bf16') / 1e12:>12.1f}"
+        bf16 = _tflops(g, "bf16")
+        print(f"{g.id:<16} {g.name:<22} {g.family:<10} {g.memory_bytes / 2**30:>5.0f}GB "
+              f"{'-' if bf16 is None else f'{bf16:.1f}':>12}"
               f" {g.memory_bw / 1e9:>9.0f} {g.nvlink_gbps or '-':>11}")
     print("\nlinks: " + ", ".join(link_ids()) + "   (intra ids: nvswitch nvlink-bridge pcie3 pcie4 pcie4-2socket "
           "pcie5; inter ids: none ethernet ib-hdr ib-ndr roce)")
@@ -254,11 +249,13 @@ def parser() -> argparse.ArgumentParser:
     add_scenario_args(p)
     p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
     p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
-    p.add_argument("--approx-steps", type=int, default=5,
+    p.add_argument("--approx-steps", type=option("--approx-steps"), default=5,
                    help="quality knob: most steps the recommended plan may run with an approximate strategy "
-                        "(AsyncDiff, ParaStep, Hybridiff's window); default 5")
-    p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+                        "(AsyncDiff, ParaStep, Hybridiff's window), 0..1000; default 5")
+    p.add_argument("--top", type=option("--top"), default=10, help="plans to show (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout (the same bytes for the same "
+                   "input: wall-clock timings only with --timings)")
+    p.add_argument("--timings", action="store_true", help="keep the search's wall-clock seconds in the JSON")
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
     p.add_argument("--hw-profile", help="measured hardware profile (written by `cli.py profile`)")
     import planner.ilp
@@ -280,20 +277,28 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ap = parser()
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["plan"] + argv      # the main job is the default command
-    args = ap.parse_args(argv)
+    """Exit codes: 0 done, 1 a run failed (a rank died, measurements failed), 2 bad input
+    (one line on stderr, before any work), 130 interrupted (Ctrl-C; no rank is left)."""
     from planner.errors import user_errors
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        ap = parser()
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+            argv = ["plan"] + argv      # the main job is the default command
+        args = ap.parse_args(argv)
         return args.func(args)
     except user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:        # before main() was entered (imports)
+        sys.exit(130)

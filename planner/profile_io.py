@@ -221,6 +221,22 @@ def load_profile_doc(path: str | os.PathLike) -> tuple[dict, Profile]:
     return doc, profile_from_doc(doc, src)
 
 
+def check_profile_applies(doc: dict, path, cluster, dtype: str) -> None:
+    """Refuse a measured profile that says nothing about this plan: its curves hold for the
+    GPU (device.gpu_id) and dtype it was measured in, so a CPU profile applied to L40s, or
+    a bf16 plan with an fp32 profile, would silently fall back to the datasheet or mix
+    dtypes. HardwareError, one line."""
+    dev = doc["device"]
+    ids = sorted({g.id for g in cluster.gpus})
+    if dev["gpu_id"] not in ids:
+        raise HardwareError(f"hardware profile {path} was measured on {dev['gpu_id']}, but the cluster has "
+                            f"{', '.join(ids)}: plan for that GPU (--gpu {dev['gpu_id']}) or profile these GPUs")
+    if dtype != dev["dtype"]:
+        raise HardwareError(f"--dtype {dtype}: hardware profile {path} was measured in {dev['dtype']}; its "
+                            f"efficiencies hold for {dev['dtype']} only (leave --dtype out, or profile "
+                            f"with --dtype {dtype})")
+
+
 def load_profile(path: str | os.PathLike) -> Profile:
     """Read and check a profile file; HardwareError naming the file and the problem."""
     return load_profile_doc(path)[1]

@@ -27,7 +27,7 @@ def run(args, common) -> int:
 
     if not args.data and not args.oom:
         raise UsageError("validate needs --data FILE and/or --oom FILE (e.g. --data bench/data/calibration.csv)")
-    profile = Profile() if args.uncalibrated else common.load_hw_profile(args.hw_profile)
+    profile = Profile() if args.uncalibrated else common.load_hw_profile(args.hw_profile)[1]
     rows = read_rows(args.data) if args.data else []
     oom_rows = read_rows(args.oom, oom=True) if args.oom else []
     out: dict = {"profile": profile.name}

@@ -25,3 +25,53 @@ def test_one_gpu_lists_serial_once():
     r = run_cli("plan", "--gpus", "1", "--json")
     plans = [p["plan"] for p in json.loads(r.out)["plans"]]
     assert plans == ["serial"]
+
+
+@pytest.mark.parametrize("gpus", ["7", "3", "5"])
+def test_the_binding_limit_is_named(gpus):
+    """Issue 16.4: plans fit in memory but the quality budget rules them out: say so, not
+    'no plan fits in memory'."""
+    r = run_cli("plan", "--gpus", gpus)
+    assert r.code == 0
+    assert "no plan fits in memory" not in r.out
+    assert "no plan within the quality budget" in r.out and "--approx-steps 5" in r.out
+    r = run_cli("plan", "--model", "sd3.5-large", "--gpu", "t4", "--gpus", "3")
+    assert "no plan fits in memory on these GPUs: the smallest" in r.out
+
+
+def _doc(*args) -> str:
+    r = run_cli("plan", "--json", *args)
+    assert r.code == 0, r.err
+    return r.out
+
+
+def test_passing_a_documented_default_changes_nothing():
+    """Issue 16.5: `--gpu l40` planned 1 GPU and `--gpus 8` one PCIe socket."""
+    plain = _doc()
+    assert json.loads(plain)["cluster"]["n"] == 8 and "two CPU sockets" in json.loads(plain)["cluster"]["describe"]
+    for args in (["--gpus", "8"], ["--gpu", "l40"], ["--intra", "pcie4-2socket"], ["--nodes", "1"],
+                 ["--model", "pixart-alpha", "--batch", "1", "--scope", "pipeline", "--approx-steps", "5"]):
+        assert _doc(*args) == plain, args
+    other = json.loads(_doc("--gpu", "h100-sxm5-80gb"))["cluster"]
+    assert other["n"] == 8 and other["intra"] == "nvswitch"      # another GPU: its usual link
+
+
+def test_run_help_shows_runs_own_defaults():
+    """Issue 16.5: `run --help` showed plan's defaults and pointed at `cli.py models`."""
+    text = " ".join(run_cli("run", "--help").out.split())
+    assert "pixart-alpha" not in text and " l40" not in text and "default 8" not in text
+    assert "default ref-dit-s" in text and "ref-unet-tiny" in text and "ref-video-s" in text
+
+
+def test_plan_json_is_the_same_bytes_for_the_same_input():
+    """Issue 16.12: wall-clock fields made `plan --json` differ between runs."""
+    assert _doc() == _doc()
+    assert '"seconds"' not in _doc()
+    assert "seconds" in json.loads(_doc("--timings"))
+
+
+def test_default_dtype_follows_the_gpus():
+    """Volta and Turing have no bf16: fp16 by default there, and --dtype bf16 is refused."""
+    assert json.loads(_doc("--gpu", "t4"))["scenario"]["dtype"] == "fp16"
+    assert json.loads(_doc("--gpu", "rtx2080ti", "--gpus", "2"))["scenario"]["dtype"] == "fp16"
+    assert json.loads(_doc())["scenario"]["dtype"] == "bf16"

@@ -22,7 +22,7 @@ from planner.validate import RowResult, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "tests" / "data" / "cpu-profile.json"   # a real `cli.py profile --quick` output
-PLAN_KEYS = {"scenario", "cluster", "profile", "recommended", "plans", "seconds"}   # before reports
+PLAN_KEYS = {"scenario", "cluster", "profile", "recommended", "plans"}   # before reports ("seconds" only with --timings)
 
 
 def main(argv) -> tuple[int, str, str]:
