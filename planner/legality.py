@@ -16,6 +16,10 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
         if seg.last > sc.steps:
             errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
         if "hybridiff" in seg.plan.keys:
+            k, span = seg.plan.get("k"), seg.last - seg.first + 1
+            if k is not None and k > span:
+                errs.append(f"schedule segment '{seg}': hybridiff k={k} is longer than the segment's {span} "
+                            f"step{'s' if span > 1 else ''}")
             cfg = cfg_phase(seg.plan)
             if seg.first == 1 or str(plan.plan_at(seg.first - 1)) != str(cfg):
                 where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{cfg}'"

@@ -18,6 +18,7 @@ GPU count (planner/ilp/schedule.py chooses such schedules; see docs/plan-strings
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 # Printed in this order, which is also the order of the published plan strings.
@@ -32,6 +33,9 @@ MODIFIER_OWNERS = {
     "stride": ("asyncdiff",),
     "k": ("hybridiff",),
 }
+
+
+_ASCII_INT = re.compile(r"[0-9]{1,9}")       # no plan degree or step needs more digits
 
 
 class PlanError(ValueError):
@@ -149,10 +153,9 @@ def _parse_items(text: str, where: str) -> Plan:
             raise PlanError(f"plan item '{tok}'{where} is not key=value (e.g. 'cfg=2 pipefusion=4')")
         if key in items:
             raise PlanError(f"plan key '{key}' given twice{where}")
-        try:
-            v = int(value)
-        except ValueError:
-            raise PlanError(f"plan value '{tok}'{where} is not an integer") from None
+        if not _ASCII_INT.fullmatch(value):       # int() also takes "٣", "1_0" and "+4"
+            raise PlanError(f"plan value '{tok}'{where} is not an integer (up to 9 ASCII digits 0-9)")
+        v = int(value)
         if v < (0 if key == "warmup" else 1):
             raise PlanError(f"plan value '{tok}'{where} must be >= {0 if key == 'warmup' else 1}")
         items[key] = v
@@ -167,7 +170,7 @@ def parse_plan(text: str) -> Plan:
     for raw in parts[1:]:
         rng, colon, body = raw.partition(":")
         first, dash, last = rng.strip().partition("-")
-        if not colon or not dash or not first.strip().isdigit() or not last.strip().isdigit():
+        if not colon or not dash or not _ASCII_INT.fullmatch(first.strip()) or not _ASCII_INT.fullmatch(last.strip()):
             raise PlanError(f"schedule segment '{raw.strip()}' must look like 'FIRST-LAST: key=value ...' "
                             f"(e.g. 'cfg=2 | 15-20: hybridiff=2 k=5')")
         a, b = int(first), int(last)

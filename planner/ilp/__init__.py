@@ -31,7 +31,8 @@ def search_options(args, steps: int) -> dict:
     window = None
     if getattr(args, "approx_window", None):
         a, dash, b = args.approx_window.partition("-")
-        if not dash or not a.strip().isdigit() or not b.strip().isdigit() or not 1 <= int(a) <= int(b) <= steps:
+        ok = dash and all(x.strip().isascii() and x.strip().isdigit() and len(x.strip()) < 10 for x in (a, b))
+        if not ok or not 1 <= int(a) <= int(b) <= steps:
             raise UsageError(f"--approx-window {args.approx_window}: give FIRST-LAST with 1 <= FIRST <= LAST "
                              f"<= {steps} (the steps)")
         window = (int(a), int(b))
