@@ -56,8 +56,9 @@ def test_passing_a_documented_default_changes_nothing():
     assert other["n"] == 8 and other["intra"] == "nvswitch"      # another GPU: its usual link
 
 
-def test_run_help_shows_runs_own_defaults():
+def test_run_help_shows_runs_own_defaults(monkeypatch):
     """Issue 16.5: `run --help` showed plan's defaults and pointed at `cli.py models`."""
+    monkeypatch.setenv("COLUMNS", "1000")         # argparse wraps at hyphens otherwise
     text = " ".join(run_cli("run", "--help").out.split())
     assert "pixart-alpha" not in text and " l40" not in text and "default 8" not in text
     assert "default ref-dit-s" in text and "ref-unet-tiny" in text and "ref-video-s" in text
