@@ -4,11 +4,11 @@
                       [--backend gloo|nccl] [--repeats R] [--json]
 
 Without --plan it runs the plan planner.search recommends for this machine, laid out as
-its placement chose; --order lays the ranks out in another order (default xDiT's). It starts
-the ranks itself (elastic launch on a free local port) or, started by torchrun, is one
-of them. CPU: gloo, one thread per rank (and for the serial baseline), fp32 by default.
-CUDA: nccl, bf16 by default. Bad options: one line on stderr, exit code 2; a failing
-rank: one line naming it, exit code 1.
+its placement chose; --order lays the ranks out in another order (default xDiT's). It
+starts the ranks itself (executor/procs.py) or, started by torchrun, is one of them. CPU:
+gloo, one thread per rank (and for the serial baseline), fp32 by default. CUDA: nccl, bf16 by default. Bad options: one line on stderr, exit code 2, before any
+rank starts; a failing rank: one line naming the rank that failed first and how, exit
+code 1; Ctrl-C 130, SIGTERM 143, SIGHUP 129, every rank stopped.
 """
 from __future__ import annotations
 
@@ -247,6 +247,7 @@ def cmd_run(args, common) -> int:
         raise _usage(f"plan '{plan}': {errs[0]}")
     from .experiment import measure, prepare
     from .launch import RankFailed, in_torchrun
+    from .procs import LauncherSignalled
     prep = prepare(model, sc, str(plan), cluster, profile, guidance=args.guidance, seed=args.seed,
                    repeats=args.repeats, warmup_runs=args.warmup_runs, tolerance=args.tolerance, order=order)
     _check_memory(prep, model, sc, profile, nproc, backend)
@@ -254,6 +255,9 @@ def cmd_run(args, common) -> int:
         print(shared, file=sys.stderr)
     try:
         m = measure(prep, nproc, backend, timeout_s=args.timeout)
+    except LauncherSignalled as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + e.signum
     except RankFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
