@@ -158,7 +158,13 @@ def cmd_plan(args) -> int:
         print(json.dumps(out if args.timings else without_timings(out), indent=1))
         return 0
     print(textout.scenario_line(model, sc, cluster))
-    print(f"  one GPU: {textout.fmt_s(preds[0].serial_latency_s if preds else 0)}"
+    if cluster.uniform:
+        one = "one GPU"
+    else:               # the speed-up reference of a mixed cluster (planner.cost.predict.serial_gpu)
+        from planner.cost.predict import serial_gpu
+        from planner.hardware import load_gpu
+        one = f"one GPU (the fastest here, {load_gpu(serial_gpu(model, sc, cluster, profile)).name})"
+    print(f"  {one}: {textout.fmt_s(preds[0].serial_latency_s if preds else 0)}"
           f"   (profile: {profile.name}; {len(preds)} plans in {elapsed:.2f} s)\n")
     if args.plan:
         print(textout.detail(rec))

@@ -76,3 +76,19 @@ def test_default_dtype_follows_the_gpus():
     assert json.loads(_doc("--gpu", "t4"))["scenario"]["dtype"] == "fp16"
     assert json.loads(_doc("--gpu", "rtx2080ti", "--gpus", "2"))["scenario"]["dtype"] == "fp16"
     assert json.loads(_doc())["scenario"]["dtype"] == "bf16"
+
+
+@pytest.mark.parametrize("cluster", ["3090+4090", "a100x4+l40x4"])
+def test_a_mixed_clusters_speedup_is_over_its_fastest_gpu(cluster):
+    """Issue 16.11: over rank 0's RTX 3090, cfg=2 pipefusion=2 on 2x3090 + 2x4090 was 4.63x."""
+    doc = json.loads(_doc("--cluster", cluster))
+    assert all(p["speedup"] <= doc["cluster"]["n"] for p in doc["plans"])
+    assert "one GPU (the fastest here, " in run_cli("plan", "--cluster", cluster, "--top", "1").out
+    from planner.cluster import build_cluster, load_cluster_file
+    from planner.cost.predict import serial_latency
+    from planner.hardware import default_profile
+    from planner.inputs import scenario
+    model, sc = scenario("pixart-alpha")
+    c, prof = load_cluster_file(cluster), default_profile()
+    alone = [serial_latency(model, sc, build_cluster(g.id, 1), prof) for g in c.gpus]
+    assert serial_latency(model, sc, c, prof) == min(alone) < max(alone)

@@ -68,11 +68,28 @@ def _prediction(plan, eng, den: Denoise, text_s, vae_s, mem, detail) -> Predicti
 _SERIAL: dict = {}
 
 
+def serial_gpu(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> str:
+    """The GPU id "one GPU" means: the cluster's GPU, or on a mixed cluster its fastest for
+    this scenario (over rank 0's, a speed-up could exceed the GPU count)."""
+    if cluster.uniform:
+        return cluster.gpus[0].id
+    from ..cluster import build_cluster
+    ids = sorted({g.id for g in cluster.gpus})
+    return min(ids, key=lambda g: serial_latency(model, sc, build_cluster(g, 1), profile))
+
+
 def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> float:
-    """One GPU (rank 0's) running the whole scenario: the speed-up reference.
-    Cached by object identity: hashing a ModelSpec's thousand ops would cost more than
-    the evaluation."""
+    """One GPU running the whole scenario: the speed-up reference (serial_gpu: on a mixed
+    cluster, its fastest GPU alone). Cached by object identity: hashing a ModelSpec's
+    thousand ops would cost more than the evaluation."""
     key = (id(model), sc, id(cluster), profile)
+    if not cluster.uniform:
+        hit = _SERIAL.get(key)
+        if hit is None or hit[0] is not model or hit[1] is not cluster:
+            from ..cluster import build_cluster
+            one = build_cluster(serial_gpu(model, sc, cluster, profile), 1)
+            hit = _SERIAL[key] = (model, cluster, serial_latency(model, sc, one, profile))
+        return hit[2]
     hit = _SERIAL.get(key)
     if hit is None or hit[0] is not model or hit[1] is not cluster:
         eng = Engine(model, sc, cluster, profile, Plan(), layout_for(Plan()))
