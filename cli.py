@@ -9,16 +9,22 @@ Bad input gets one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import re
+import os
 import signal
 import sys
 
+if __name__ == "__main__":
+    # Ctrl-C while the interpreter still imports (before main() can catch it): one line,
+    # exit 130, no traceback; main() puts Python's KeyboardInterrupt back
+    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write("error: interrupted\n"), os._exit(130)))
 
-from planner.errors import UsageError
-from planner.inputs import DEFAULT, SCOPES
-from planner.limits import choice, option
+import argparse  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+
+from planner.errors import UsageError  # noqa: E402
+from planner.inputs import DEFAULT, SCOPES  # noqa: E402
+from planner.limits import choice, option  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -304,7 +310,5 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:        # before main() was entered (imports)
-        sys.exit(130)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())

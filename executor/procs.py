@@ -142,14 +142,17 @@ def write_error(run_dir: str, rank: int, e: BaseException) -> None:
 
 def _rank_main(target, rank: int, world: int, env: dict, alive, run_dir: str, args: tuple) -> None:
     """The entry point of every rank (a multiprocessing target, so picklable)."""
-    _watch_pipe(alive)
-    os.environ.update(env | {"RANK": str(rank), "LOCAL_RANK": str(rank)})
-    log = os.open(os.path.join(run_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)                  # the user's terminal gets the launcher's one line, not ranks' chatter
+    try:
+        log = os.open(os.path.join(run_dir, f"rank{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:         # the launcher stopped (and cleaned up) before this rank got going
+        os._exit(1)
+    os.dup2(log, 1)         # the user's terminal gets the launcher's one line, not ranks' chatter
     os.dup2(log, 2)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 1
     try:
+        _watch_pipe(alive)
+        os.environ.update(env | {"RANK": str(rank), "LOCAL_RANK": str(rank)})
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         out = target(rank, world, *args)
         if rank == 0:
             path = os.path.join(run_dir, "result.pkl")

@@ -159,3 +159,16 @@ def test_torchrun_ranks_end_with_their_agent(run):
     t0 = time.monotonic()
     p.send_signal(signal.SIGKILL)
     assert _gone(p, marker, t0) <= BOUND_S
+
+
+@pytest.mark.parametrize("after_s", [0.3, 1.0])
+def test_ctrl_c_in_the_first_second(run, after_s):
+    """Issue 16.8: Ctrl-C in the first second of `run` printed a KeyboardInterrupt traceback."""
+    p, marker = run(["--model", "ref-dit-tiny", "--plan", "cfg=2"])
+    time.sleep(after_s)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    assert _gone(p, marker, t0) <= BOUND_S
+    err = p.stderr.read()
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: interrupted"), err
