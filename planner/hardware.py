@@ -251,6 +251,9 @@ class Calibration:
 
     @staticmethod
     def from_json(d: dict) -> "Calibration":
+        for key in ("name", "fitted_on"):
+            if not isinstance(d.get(key, ""), str):
+                raise HardwareError(f"calibration '{key}' must be a string, got {type(d[key]).__name__}")
         curves = []
         for key, cv in d.get("curves", {}).items():
             fam, cls = key.split("/")

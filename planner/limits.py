@@ -79,7 +79,9 @@ def cpu_rank_limit() -> int:
     return max(MIN_RANK_LIMIT, RANKS_PER_CORE * cores())
 
 
-def _show(value) -> str:
+def show(value) -> str:
+    """A value as a one-line message shows it: as typed, or quoted and escaped when it is
+    empty, has blanks around it or characters that would break the line."""
     text = value if isinstance(value, str) else repr(value)
     return repr(text) if (not text or not text.isprintable() or text != text.strip()) else text
 
@@ -89,10 +91,10 @@ def parse_int(text, name: str, bound: Bound | None = None, error: type[Exception
     b = bound or BOUNDS[name.lstrip("-").replace("-", "_").split()[-1]]
     if isinstance(text, bool) or not isinstance(text, (str, int)) or (
             isinstance(text, str) and not _INT.fullmatch(text.strip())):
-        raise error(f"{name} {_show(text)}: {b.describe()}")
+        raise error(f"{name} {show(text)}: {b.describe()}")
     v = int(text)
     if not b.lo <= v <= b.hi:
-        raise error(f"{name} {_show(text)}: {b.describe()}")
+        raise error(f"{name} {show(text)}: {b.describe()}")
     return v
 
 
@@ -103,7 +105,7 @@ def parse_real(text, name: str, bound: Bound | None = None, error: type[Exceptio
         isinstance(text, str) and _REAL.fullmatch(text.strip()))
     v = float(text) if ok else math.nan
     if not math.isfinite(v) or not b.lo <= v <= b.hi:
-        raise error(f"{name} {_show(text)}: {b.describe()}")
+        raise error(f"{name} {show(text)}: {b.describe()}")
     return v
 
 
@@ -145,5 +147,5 @@ class _Choice:
 
     def __call__(self, text: str) -> str:
         if text not in self.accepted:
-            raise argparse.ArgumentTypeError(f"{self.name} {_show(text)}: accepted: {', '.join(self.accepted)}")
+            raise argparse.ArgumentTypeError(f"{self.name} {show(text)}: accepted: {', '.join(self.accepted)}")
         return text

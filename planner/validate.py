@@ -25,7 +25,7 @@ from .cost.predict import predict
 from .errors import UsageError
 from .hardware import HardwareError, Profile
 from .legality import plan_errors
-from .limits import BOUNDS, Bound, parse_int, parse_real
+from .limits import BOUNDS, Bound, parse_int, parse_real, show
 from .plan import PlanError, parse_plan
 
 COLUMNS = ("id", "source", "model", "gpu", "gpus", "nodes", "intra", "inter", "height", "width", "frames",
@@ -88,9 +88,9 @@ def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
         v = r["latency_s"].strip()
         if oom:
             if v.upper() != "OOM":
-                raise UsageError(f"{path}:{i}: latency_s '{v}' must be OOM in an out-of-memory file")
+                raise UsageError(f"{path}:{i}: latency_s {show(v)} must be OOM in an out-of-memory file")
         elif not _positive(v):
-            raise UsageError(f"{path}:{i}: latency_s '{v}' must be a finite number of seconds > 0")
+            raise UsageError(f"{path}:{i}: latency_s {show(v)} must be a finite number of seconds > 0")
     return rows
 
 
@@ -115,7 +115,7 @@ def row_inputs(r: dict):
     def flag(k, default: bool) -> bool:
         v = r[k].strip()
         if v not in ("", "0", "1"):
-            raise UsageError(f"column {k} '{v}': accepted: 0, 1 (or blank)")
+            raise UsageError(f"column {k} {show(v)}: accepted: 0, 1 (or blank)")
         return default if not v else v == "1"
 
     def need(k):
@@ -146,14 +146,20 @@ def evaluate(rows: list[dict], profile: Profile) -> list[RowResult]:
             plan, model, sc, cluster = row_inputs(r)
             errs = plan_errors(plan, model, sc, cluster.n)
             if errs:
-                res.reason = f"constraint: {errs[0]}"
+                res.reason = _line(f"constraint: {errs[0]}")
             else:
                 p = predict(plan, model, sc, cluster, profile)
                 res.predicted_s, res.fits, res.memory_gb = p.latency_s, p.fits, p.memory_bytes / 2**30
         except (ZooError, HardwareError, PlanError, UsageError, ValueError) as e:
-            res.reason = f"{type(e).__name__}: {e}"
+            res.reason = _line(f"{type(e).__name__}: {e}")
         out.append(res)
     return out
+
+
+def _line(text: str) -> str:
+    """A reason on one line, whatever the row's cells held (a quoted CSV cell may hold
+    line breaks)."""
+    return " ".join(text.split())
 
 
 def metrics(results: list[RowResult]) -> dict:
