@@ -37,6 +37,9 @@ class OneLineParser(argparse.ArgumentParser):
         m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
         if m and m[2].startswith(tuple(f"{n} " for n in m[1].split("/"))):
             message = m[2]
+        elif m and (v := re.fullmatch(r"ignored explicit argument '(.*)'", m[2], re.S)):
+            flag = m[1].split("/")[-1]
+            message = f"{flag}={v[1]}: {flag} is a switch and takes no value"
         self.exit(2, f"error: {' '.join(message.split())} (see `{where} --help`)\n")
 
 
@@ -82,11 +85,12 @@ def build_inputs(args, profile_doc: dict | None = None):
     from planner import inputs
     from planner.profile_io import check_profile_applies
     cluster = inputs.cluster(args.gpu, args.gpus, args.nodes, args.intra, args.inter, args.cluster)
-    dtype = args.dtype or (profile_doc["device"]["dtype"] if profile_doc else inputs.default_dtype(cluster))
+    dtype = args.dtype if args.dtype is not None else (
+        profile_doc["device"]["dtype"] if profile_doc else inputs.default_dtype(cluster))
     inputs.check_dtype(cluster, dtype)
     if profile_doc is not None:
         check_profile_applies(profile_doc, args.hw_profile, cluster, dtype)
-    model, sc = inputs.scenario(args.model or DEFAULT.model, height=args.height, width=args.width,
+    model, sc = inputs.scenario(DEFAULT.model if args.model is None else args.model, height=args.height, width=args.width,
                                 frames=args.frames, steps=args.steps, batch=args.batch,
                                 text_tokens=args.text_tokens, cfg=False if args.no_cfg else None,
                                 dtype=dtype, scope=args.scope, compiled=args.compiled)

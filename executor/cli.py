@@ -145,7 +145,7 @@ def _recommended(model, sc, cluster, profile) -> tuple[str, tuple[str, ...]]:
 
 def _order(text: str | None, plan) -> tuple[str, ...]:
     """--order as a tuple of the plan's dimensions (UsageError naming what is accepted)."""
-    if not text:
+    if text is None:
         return ()
     from planner.layout import dimension_names
     dims = dimension_names(plan.plans())
@@ -212,15 +212,16 @@ def _available_bytes() -> float | None:
 
 def cmd_run(args, common) -> int:
     from planner import inputs
+    from planner.limits import show
     backend = _check_options(args)
     nproc = _nproc(args, backend)
     if nproc < 1:
         raise _usage("no CUDA device to run on")
     from .experiment import hw_profile, local_cluster
     cluster = local_cluster(nproc, backend, _gpu_id(args, backend))
-    dtype = args.dtype or ("fp32" if backend == "gloo" else inputs.default_dtype(cluster))
+    dtype = args.dtype if args.dtype is not None else ("fp32" if backend == "gloo" else inputs.default_dtype(cluster))
     if dtype not in DTYPES:
-        raise _usage(f"--dtype {dtype}: the executor runs {', '.join(DTYPES)}")
+        raise _usage(f"--dtype {show(dtype)}: accepted (what the executor runs): {', '.join(DTYPES)}")
     inputs.check_dtype(cluster, dtype)
     model, sc = inputs.scenario(args.model, height=args.height, width=args.width, frames=args.frames,
                                 steps=args.steps, batch=args.batch, text_tokens=args.text_tokens,

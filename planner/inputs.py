@@ -92,7 +92,7 @@ def cluster(gpu: str | None = None, gpus=None, nodes=None, intra: str | None = N
     if nodes > 1 and inter in (None, "none"):
         raise UsageError(f"--nodes {nodes} needs --inter, the link between nodes: {', '.join(INTER_IDS[1:])}")
     if nodes > gpus:
-        raise UsageError(f"--nodes {nodes}: more nodes than the {gpus} GPUs (--gpus)")
+        raise UsageError(f"--nodes {nodes}: at most one node per GPU, and --gpus is {gpus}")
     if intra is None and gpu == DEFAULT.gpu:
         intra = DEFAULT.intra
     return build_cluster(gpu, gpus, nodes, intra, inter or "none")

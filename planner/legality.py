@@ -14,11 +14,11 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
                     f"the degrees must multiply to the GPU count")
     for seg in plan.schedule:
         if seg.last > sc.steps:
-            errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
+            errs.append(f"schedule segment '{seg}' must end by the last step ({sc.steps})")
         if "hybridiff" in seg.plan.keys:
             k, span = seg.plan.get("k"), seg.last - seg.first + 1
             if k is not None and k > span:
-                errs.append(f"schedule segment '{seg}': hybridiff k={k} is longer than the segment's {span} "
+                errs.append(f"schedule segment '{seg}': hybridiff k={k} must be at most the segment's {span} "
                             f"step{'s' if span > 1 else ''}")
             cfg = cfg_phase(seg.plan)
             if seg.first == 1 or str(plan.plan_at(seg.first - 1)) != str(cfg):

@@ -26,21 +26,23 @@ from .errors import UsageError
 
 def check_out_path(path, suffixes: tuple[str, ...], what: str) -> Path:
     """The path, if a file can be written there; UsageError naming it otherwise."""
+    from .limits import show
     p = Path(path)
+    name = show(str(path))
     if not str(path).strip():
-        raise UsageError(f"'{path}': give a file name for the {what}")
-    if p.suffix.lower() not in suffixes:
-        raise UsageError(f"{p}: the {what} is {suffixes[0][1:].upper()}; give a file name ending in {suffixes[0]}")
+        raise UsageError(f"{name}: give a file name for the {what}")
+    if p.suffix.lower() not in suffixes or not str(path).isprintable():
+        raise UsageError(f"{name}: the {what} is {suffixes[0][1:].upper()}; give a file name ending in {suffixes[0]}")
     if p.is_dir():
-        raise UsageError(f"{p}: is a directory")
+        raise UsageError(f"{name}: is a directory")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         why = "is not a directory" if parent.exists() else "does not exist"
-        raise UsageError(f"{p}: cannot write: directory {parent} {why}")
+        raise UsageError(f"{name}: cannot write: directory {parent} {why}")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
     except OSError as e:
-        raise UsageError(f"{p}: cannot write in {parent} ({e.strerror or type(e).__name__})") from None
+        raise UsageError(f"{name}: cannot write in {parent} ({e.strerror or type(e).__name__})") from None
     os.close(fd)
     os.unlink(probe)
     return p

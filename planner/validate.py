@@ -64,6 +64,8 @@ def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
     """Rows of a calibration-schema CSV; UsageError (one line) if it is not one: a missing
     column, a row with more or fewer fields than the header, no rows at all, or a
     latency_s that is not a finite positive number (OOM in an out-of-memory file)."""
+    if not str(path).strip():
+        raise UsageError(f"{show(str(path))}: give a CSV file of published runs")
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -77,6 +79,10 @@ def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
                     got = len(r) - (None in r) + len(r.get(None) or []) - sum(v is None for v in r.values())
                     raise UsageError(f"{path}:{reader.line_num}: {got} fields, but the header has "
                                      f"{len(reader.fieldnames)}")
+                bad = next((k for k, v in r.items() if not v.isprintable()), None)
+                if bad is not None:       # NUL, line breaks or escapes would reach the output as they are
+                    raise UsageError(f"{path}:{reader.line_num}: column {show(bad)} {show(r[bad])} holds a "
+                                     f"character that is not printable; give plain text")
                 rows.append(r)
     except IsADirectoryError:
         raise UsageError(f"{path}: cannot read (is a directory)") from None
@@ -90,7 +96,7 @@ def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
             if v.upper() != "OOM":
                 raise UsageError(f"{path}:{i}: latency_s {show(v)} must be OOM in an out-of-memory file")
         elif not _positive(v):
-            raise UsageError(f"{path}:{i}: latency_s {show(v)} must be a finite number of seconds > 0")
+            raise UsageError(f"{path}:{i}: latency_s {show(v)} must be a number of seconds from 1e-06 to 1e+06")
     return rows
 
 
@@ -101,7 +107,7 @@ def _positive(text: str) -> bool:
         return False
 
 
-LATENCY = Bound(0, 1e6, integer=False)      # seconds: a published latency is below 12 days
+LATENCY = Bound(1e-6, 1e6, integer=False)   # seconds: published latencies lie between a microsecond and 12 days
 
 
 def row_inputs(r: dict):

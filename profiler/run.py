@@ -62,7 +62,10 @@ def _check(opts: ProfileOptions) -> tuple[str, str, str, int]:
     dtype = opts.dtype or ("fp32" if device == "cpu" else "bf16")
     if dtype not in TORCH_DTYPES or (dtype == "tf32" and device == "cpu"):
         ok = [d for d in TORCH_DTYPES if device == "cuda" or d != "tf32"]
-        raise UsageError(f"--dtype {dtype}: the profiler measures {', '.join(ok)} on {device}")
+        raise UsageError(f"--dtype {dtype}: accepted on {device} (what the profiler measures): {', '.join(ok)}")
+    if device == "cpu" and opts.gpu_id not in (None, "cpu"):
+        raise UsageError(f"--gpu-id {opts.gpu_id}: the CPU is profiled as GPU id cpu (--gpu-id names a CUDA "
+                         f"device torch does not recognise)")
     gpu_id = device_gpu_id(device, opts.gpu_id)
     threads = opts.threads or 1
     return device, gpu_id, dtype, threads
