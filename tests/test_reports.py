@@ -171,7 +171,7 @@ def _bad_inputs(tmp_path):
     (tmp_path / "adir.html").mkdir()
     out = str(tmp_path / "out.html")
     return [
-        (["report", "chart", str(tmp_path / "run.json"), "--out", out], "report kind 'chart'"),
+        (["report", "chart", str(tmp_path / "run.json"), "--out", out], "report kind chart"),
         (["report", "run", str(tmp_path / "nothing.json"), "--out", out], "not found"),
         (["report", "run", str(tmp_path / "broken.json"), "--out", out], "not valid JSON"),
         (["report", "plan", str(tmp_path / "run.json"), "--out", out], "not a `plan --json` document"),
