@@ -165,7 +165,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["--model", "sdxl"], "--model sdxl"), (["--model", ""], "--model "), (["--model", "ref-dit-xl"], "ref-dit-xl"),
         (["--backend", "mpi"], "--backend mpi"), (["--backend", ""], "--backend ''"),
         (["--nproc", "0"], "--nproc 0"), (["--nproc", "-2"], "--nproc -2"), (["--nproc", "100000"], "--nproc 100000"),
-        ([f"--nproc", str(cpu_rank_limit() + 1)], f"--nproc {cpu_rank_limit() + 1}"), (["--nproc", "two"], "--nproc two"),
+        (["--nproc", str(cpu_rank_limit() + 1)], f"--nproc {cpu_rank_limit() + 1}"), (["--nproc", "two"], "--nproc two"),
         (["--nproc", "3", "--plan", "cfg=2"], "uses 2 GPUs"), (["--plan", "cfg=2 foo=2"], "foo"),
         (["--plan", ""], "empty plan"), (["--plan", "ulysses=3"], "ulysses=3"),
         (["--plan", "tp=2", "--model", "ref-unet-tiny", "--height", "20"], "height=20"),

@@ -1,11 +1,14 @@
-"""`cli.py plan` output cases found by trying it as a new user would (issue 16)."""
+"""Output cases of `cli.py plan` (and run's prediction, profile's outputs) found by trying
+them as a new user would (issue 16)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from clitool import run_cli
+from planner.plan import parse_plan
 
 
 @pytest.mark.parametrize("args, says", [
@@ -92,3 +95,43 @@ def test_a_mixed_clusters_speedup_is_over_its_fastest_gpu(cluster):
     c, prof = load_cluster_file(cluster), default_profile()
     alone = [serial_latency(model, sc, build_cluster(g.id, 1), prof) for g in c.gpus]
     assert serial_latency(model, sc, c, prof) == min(alone) < max(alone)
+
+
+def test_ranks_beyond_the_cores_slow_the_prediction(monkeypatch):
+    """Issue 16.3: `run --nproc 16` on 2 cores predicted 1.94x (measured 0.09x): ranks that
+    time-share cores compute at most cores/nproc as fast, and a warning says so."""
+    from executor import cli as run_cli_mod
+    from executor.experiment import local_cluster
+    from planner.cost.predict import predict
+    from planner.hardware import default_profile
+    monkeypatch.setattr("planner.limits.cores", lambda: 2)
+    prof = default_profile()
+    same, none = run_cli_mod._shared_cores(prof, 2, "gloo")
+    assert same is prof and none is None
+    shared, warning = run_cli_mod._shared_cores(prof, 16, "gloo")
+    assert shared.concurrent_slowdown == pytest.approx(8 * prof.concurrent_slowdown)
+    assert "16 ranks on 2 cores" in warning
+    from planner.inputs import scenario
+    model, sc = scenario("ref-dit-s", dtype="fp32", scope="denoise")
+    plan = parse_plan("cfg=2 pipefusion=8")
+    alone, timeshared = (predict(plan, model, sc, local_cluster(16), p).speedup for p in (prof, shared))
+    assert timeshared < alone / 4
+    assert run_cli_mod._shared_cores(prof, 16, "nccl") == (prof, None)    # GPUs own their device
+
+
+def test_profile_keeps_its_measurements_when_the_write_fails(monkeypatch, tmp_path):
+    """Issue 16.7: a write that fails after minutes of measuring lost them in a traceback."""
+    import profiler.run
+    from planner.errors import UsageError as Usage
+    from test_profile_io import make_doc
+    monkeypatch.setattr(profiler.run, "profile_machine", lambda opts: make_doc() | {"provenance": {}})
+
+    def fail(doc, path):
+        raise Usage(f"{path}: cannot write (No space left on device)")
+    monkeypatch.setattr("planner.profile_io.save_profile", fail)
+    r = run_cli("profile", "--out", str(tmp_path / "p.json"), "--no-progress")
+    assert r.code == 2 and len(r.lines) == 1 and "No space left" in r.err, r.err
+    kept = r.err.rsplit("kept in ", 1)[1].strip()
+    with open(kept) as fh:
+        assert json.load(fh)["format"] == "paradiff-hw-profile"
+    os.unlink(kept)
