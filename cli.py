@@ -303,12 +303,12 @@ def main(argv=None) -> int:
             argv = ["plan"] + argv      # the main job is the default command
         args = ap.parse_args(argv)
         return args.func(args)
+    except KeyboardInterrupt:        # first: user_errors() imports modules the interrupt may have cut short
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except user_errors() as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

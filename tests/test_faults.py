@@ -172,3 +172,20 @@ def test_ctrl_c_in_the_first_second(run, after_s):
     err = p.stderr.read()
     assert p.returncode == 130 and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: interrupted"), err
+
+
+def test_an_interrupt_that_cuts_an_import_short():
+    """Ctrl-C while planner.hardware imports numpy left it half-initialised, and matching
+    `except user_errors()` (which imports it) raised again: a traceback under load."""
+    code = ("import builtins, sys\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'numpy' and 'planner.hardware' in sys.modules:\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "import cli\n"
+            "sys.exit(cli.main(['plan']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130 and r.stderr == "error: interrupted\n", r.stderr
