@@ -9,30 +9,22 @@ Bad input gets one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
-import argparse
-import functools
-import json
+import os
 import signal
 import sys
 
-from pathlib import Path
+if __name__ == "__main__":
+    # Ctrl-C while the interpreter still imports (before main() can catch it): one line,
+    # exit 130, no traceback; main() puts Python's KeyboardInterrupt back
+    signal.signal(signal.SIGINT, lambda *_: (sys.stderr.write("error: interrupted\n"), os._exit(130)))
 
+import argparse  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
 
-def _defaults() -> dict:
-    """The built-in default scenario, kept in pyproject.toml [tool.paradiff.default]."""
-    import tomllib
-    fallback = {"model": "pixart-alpha", "gpu": "l40", "gpus": 8, "intra": "pcie4-2socket"}
-    try:
-        conf = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())
-        return fallback | conf["tool"]["paradiff"]["default"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return fallback
-
-
-DEFAULT = _defaults()
-
-
-from planner.errors import UsageError
+from planner.errors import UsageError  # noqa: E402
+from planner.inputs import DEFAULT, SCOPES  # noqa: E402
+from planner.limits import choice, option  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,86 +33,94 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         sub = self.prog.split()[-1]
         where = "python cli.py" if sub == "cli.py" else f"python cli.py {sub}"
-        self.exit(2, f"error: {message} (see `{where} --help`)\n")
+        # planner.limits' types write whole messages ("--steps 0: must be ..."): no prefix
+        m = re.fullmatch(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m[2].startswith(tuple(f"{n} " for n in m[1].split("/"))):
+            message = m[2]
+        elif m and (v := re.fullmatch(r"ignored explicit argument '(.*)'", m[2], re.S)):
+            flag = m[1].split("/")[-1]
+            message = f"{flag}={v[1]}: {flag} is a switch and takes no value"
+        self.exit(2, f"error: {' '.join(message.split())} (see `{where} --help`)\n")
 
 
 # ---------------------------------------------------------------- shared options
-def add_scenario_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scenario")
-    g.add_argument("--model", default=None, help=f"model id (default {DEFAULT['model']}; see `cli.py models`)")
-    g.add_argument("--height", type=int, help="image height in pixels (default: the model's)")
-    g.add_argument("--width", type=int, help="image width in pixels (default: the model's)")
-    g.add_argument("--frames", type=int, help="video frames (default: the model's; 1 for images)")
-    g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    g.add_argument("--batch", type=int, default=1, help="images per request (default 1)")
-    g.add_argument("--text-tokens", type=int, help="text tokens the denoiser attends to (default: the model's)")
+def add_size_args(g) -> None:
+    """The sizes of a scenario (plan and run): checked against planner.limits.BOUNDS."""
+    g.add_argument("--height", type=option("--height"), help="image height in pixels, 8..16384 (default: the model's)")
+    g.add_argument("--width", type=option("--width"), help="image width in pixels, 8..16384 (default: the model's)")
+    g.add_argument("--frames", type=option("--frames"), help="video frames, 1..1024 (default: the model's; 1 for images)")
+    g.add_argument("--steps", type=option("--steps"), help="denoising steps, 1..1000 (default: the model's)")
+    g.add_argument("--batch", type=option("--batch"), help="images per request, 1..1024 (default 1)")
+    g.add_argument("--text-tokens", type=option("--text-tokens"),
+                   help="text tokens the denoiser attends to, 0..4096 (default: the model's)")
     g.add_argument("--no-cfg", action="store_true", help="one guidance branch (guidance-distilled or cfg scale 1)")
-    g.add_argument("--dtype", default=None,
-                   help="bf16 | fp16 | fp32 (default bf16, or the dtype a --hw-profile was measured in)")
-    g.add_argument("--scope", default="pipeline", help="pipeline (text encoders + denoise + VAE) | denoise")
+
+
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    from planner.cluster import INTER_IDS, INTRA_IDS
+    g = p.add_argument_group("scenario")
+    g.add_argument("--model", default=None, help=f"model id (default {DEFAULT.model}; see `cli.py models`)")
+    add_size_args(g)
+    g.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 | tf32 | fp8, where the GPUs have it (default "
+                   "bf16, fp16 on GPUs without bf16, or the dtype a --hw-profile was measured in)")
+    g.add_argument("--scope", type=choice("--scope", SCOPES), default="pipeline",
+                   help="pipeline (text encoders + denoise + VAE) | denoise (default pipeline)")
     g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
-    c = p.add_argument_group("cluster")
-    c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT['gpu']}; see `cli.py gpus`)")
-    c.add_argument("--gpus", type=int, default=None, help=f"total GPUs (default {DEFAULT['gpus']})")
-    c.add_argument("--nodes", type=int, default=1, help="machines (default 1)")
-    c.add_argument("--intra", default=None, help="link inside a node: nvswitch | nvlink-bridge | pcie3 | pcie4 "
-                   "| pcie4-2socket | pcie5 (default: the GPU's usual one)")
-    c.add_argument("--inter", default="none", help="link between nodes: none | ethernet | ib-hdr | ib-ndr | roce")
-    c.add_argument("--cluster", help="cluster file (JSON, docs/cluster-file.md) instead of --gpu/--gpus/...")
+    c = p.add_argument_group("cluster (or --cluster FILE)")
+    c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT.gpu}; see `cli.py gpus`)")
+    c.add_argument("--gpus", type=option("--gpus"), default=None, help=f"total GPUs, 1..1024 (default {DEFAULT.gpus})")
+    c.add_argument("--nodes", type=option("--nodes"), default=None, help="machines (default 1); needs --inter")
+    c.add_argument("--intra", type=choice("--intra", INTRA_IDS), default=None,
+                   help=f"link inside a node: {' | '.join(INTRA_IDS)} (default: the GPU's usual one; "
+                        f"{DEFAULT.intra} for {DEFAULT.gpu}, as in the default scenario)")
+    c.add_argument("--inter", type=choice("--inter", INTER_IDS), default=None,
+                   help=f"link between nodes, with --nodes N > 1: {' | '.join(INTER_IDS[1:])}")
+    c.add_argument("--cluster", help="cluster file (JSON, docs/cluster-file.md) instead of --gpu/--gpus/--nodes/"
+                   "--intra/--inter")
 
 
-def build_inputs(args):
-    """(ModelSpec, Scenario, Cluster) from the options; UsageError-like errors on bad input."""
-    from planner import zoo
-    from planner.cluster import build_cluster, load_cluster_file
-    from planner.spec import DTYPE_BYTES, Scenario
-
-    cluster_given = args.cluster or args.gpu or args.gpus or args.intra
-    local = zoo.load_model_dir(args.model_dir, args.model) if getattr(args, "model_dir", None) else None
-    model_id = local.facts.id if local else args.model or DEFAULT["model"]
-    facts = local.facts if local else zoo.facts(model_id)
-    if args.cluster:
-        cluster = load_cluster_file(args.cluster)
-    else:
-        gpus = args.gpus if args.gpus is not None else (DEFAULT["gpus"] if not cluster_given else 1)
-        intra = args.intra if (args.intra or cluster_given) else DEFAULT["intra"]
-        cluster = build_cluster(args.gpu or DEFAULT["gpu"], gpus, args.nodes, intra, args.inter)
-    for name in ("height", "width", "frames", "steps", "batch", "text_tokens"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {v}: must be >= 1")
-    args.dtype = args.dtype or "bf16"
-    if args.dtype not in DTYPE_BYTES:
-        raise UsageError(f"--dtype {args.dtype}: accepted: {', '.join(DTYPE_BYTES)}")
-    if args.scope not in ("pipeline", "denoise"):
-        raise UsageError(f"--scope {args.scope}: accepted: pipeline, denoise")
-    sc = Scenario(model=model_id, height=args.height or facts.default_height,
-                  width=args.width or facts.default_width, frames=args.frames or facts.default_frames,
-                  steps=args.steps or facts.default_steps, batch=args.batch,
-                  cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
-                  dtype=args.dtype, scope=args.scope, compiled=args.compiled)
-    try:
-        model = (local.build if local else functools.partial(zoo.build, model_id))(
-            sc.height, sc.width, sc.frames, sc.text_tokens)
-    except zoo.ZooError:
-        raise
-    except ValueError as e:   # impossible sizes for this model: the message names the value
-        raise UsageError(str(e)) from None
+def build_inputs(args, profile_doc: dict | None = None):
+    """(ModelSpec, Scenario, Cluster) from plan's options (planner.inputs checks them); a
+    --hw-profile document must be of a GPU in the cluster, and gives the default dtype."""
+    from planner import inputs
+    from planner.profile_io import check_profile_applies
+    cluster = inputs.cluster(args.gpu, args.gpus, args.nodes, args.intra, args.inter, args.cluster)
+    dtype = args.dtype if args.dtype is not None else (
+        profile_doc["device"]["dtype"] if profile_doc else inputs.default_dtype(cluster))
+    inputs.check_dtype(cluster, dtype)
+    if profile_doc is not None:
+        check_profile_applies(profile_doc, args.hw_profile, cluster, dtype)
+    local = None
+    if getattr(args, "model_dir", None) is not None:     # plan --model-dir: a local diffusers folder
+        from planner import zoo
+        local = zoo.load_model_dir(args.model_dir, args.model)
+    model, sc = inputs.scenario(DEFAULT.model if args.model is None else args.model, height=args.height,
+                                width=args.width, frames=args.frames, steps=args.steps, batch=args.batch,
+                                text_tokens=args.text_tokens, cfg=False if args.no_cfg else None,
+                                dtype=dtype, scope=args.scope, compiled=args.compiled, local=local)
     return model, sc, cluster
 
 
-def load_hw_profile(path: str | None, args=None):
-    """The measured profile given with --hw-profile, else the datasheet profile with the
-    committed calibration. A measured profile's efficiencies are relative to the dtype it
-    was measured in, so that dtype becomes the default --dtype."""
+def load_hw_profile(path: str | None):
+    """(document or None, Profile): the measured profile given with --hw-profile, else the
+    datasheet profile with the committed calibration."""
     from planner.hardware import default_profile
-    if not path:
-        return default_profile()
+    if path is None:
+        return None, default_profile()
+    if not path.strip():
+        raise UsageError("--hw-profile '': give a profile file (written by `cli.py profile`)")
     from planner.profile_io import load_profile_doc
-    doc, profile = load_profile_doc(path)
-    if args is not None and getattr(args, "dtype", None) is None:
-        args.dtype = doc["device"]["dtype"]
-    return profile
+    return load_profile_doc(path)
+
+
+def without_timings(doc):
+    """The document without its wall-clock fields (every "seconds" key): the same input
+    gives the same bytes (plan --timings keeps them)."""
+    if isinstance(doc, dict):
+        return {k: without_timings(v) for k, v in doc.items() if k != "seconds"}
+    if isinstance(doc, list):
+        return [without_timings(v) for v in doc]
+    return doc
 
 
 # ---------------------------------------------------------------- listings
@@ -144,18 +144,26 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _tflops(g, dtype: str) -> float | None:
+    """The GPU's own peak in dtype (None where it has none: bf16 on Volta and Turing)."""
+    peak = dict(g.peak_flops).get(dtype)
+    return None if peak is None else peak / 1e12
+
+
 def cmd_gpus(args) -> int:
     from planner.hardware import gpu_ids, link_ids, load_gpu, load_link
     gpus = [load_gpu(g) for g in gpu_ids()]
     if args.json:
         print(json.dumps({"gpus": [{"id": g.id, "name": g.name, "family": g.family,
-                                    "memory_gib": g.memory_bytes / 2**30, "bf16_tflops": g.peak("bf16") / 1e12,
+                                    "memory_gib": g.memory_bytes / 2**30, "bf16_tflops": _tflops(g, "bf16"),
                                     "memory_bw_gbps": g.memory_bw / 1e9, "nvlink_gbps": g.nvlink_gbps}
                                    for g in gpus], "links": list(link_ids())}, indent=1))
         return 0
     print(f"{'id':<16} {'name':<22} {'family':<10} {'memory':>7} {'bf16 TFLOP/s':>12} {'HBM GB/s':>9} {'NVLink GB/s':>11}")
     for g in gpus:
-        print(f"{g.id:<16} {g.name:<22} {g.family:<10} {g.memory_bytes / 2**30:>5.0f}GB {g.peak('bf16') / 1e12:>12.1f}"
+        bf16 = _tflops(g, "bf16")
+        print(f"{g.id:<16} {g.name:<22} {g.family:<10} {g.memory_bytes / 2**30:>5.0f}GB "
+              f"{'-' if bf16 is None else f'{bf16:.1f}':>12}"
               f" {g.memory_bw / 1e9:>9.0f} {g.nvlink_gbps or '-':>11}")
     print("\nlinks: " + ", ".join(link_ids()) + "   (intra ids: nvswitch nvlink-bridge pcie3 pcie4 pcie4-2socket "
           "pcie5; inter ids: none ethernet ib-hdr ib-ndr roce)")
@@ -185,20 +193,26 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ap = parser()
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["plan"] + argv      # the main job is the default command
-    args = ap.parse_args(argv)
+    """Exit codes: 0 done, 1 a run failed (a rank died, measurements failed), 2 bad input
+    (one line on stderr, before any work), 130 interrupted (Ctrl-C; no rank is left)."""
     from planner.errors import user_errors
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        ap = parser()
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+            argv = ["plan"] + argv      # the main job is the default command
+        args = ap.parse_args(argv)
         return args.func(args)
+    except KeyboardInterrupt:        # first: user_errors() imports modules the interrupt may have cut short
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):   # `cli.py plan | head` ends quietly, like other Unix tools
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

@@ -36,13 +36,13 @@ def main() -> int:
         walls, inner = [], []
         for _ in range(args.runs):
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "plan", "--json", *extra],
+            r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "plan", "--json", "--timings", *extra],
                                capture_output=True, text=True, cwd=ROOT)
             walls.append(time.perf_counter() - t)
             if r.returncode:
                 raise SystemExit(r.stderr)
             out = json.loads(r.stdout)
-            inner.append(out["seconds"])
+            inner.append(out["seconds"])   # present with --timings
         rows.append((label, statistics.median(walls), statistics.median(inner), len(out["plans"]),
                      out["recommended"]["plan"] if out["recommended"] else "none"))
     commit = common.commit()

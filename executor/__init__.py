@@ -7,7 +7,8 @@
     strategies/   one module per plan key, the same names as planner/strategies/
     comm.py       the collectives, with a count of the bytes each rank sends
     runtime.py    process groups from planner.layout.layout_for(plan), one job on one rank
-    launch.py     starts the ranks (elastic launch or torchrun), collects their results
+    procs.py      local ranks: start, watch, stop; they die with their launcher
+    launch.py     starts the executor's ranks (procs, or torchrun's), collects their results
     measure.py    Measurement: measured vs predicted latency, speed-up, memory, fidelity
     cli.py        `python cli.py run`
 """

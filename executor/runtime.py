@@ -67,6 +67,9 @@ class Job:
     prompt: str = ""
     negative_prompt: str = ""
     decode: bool = False
+    # tests only: {"rank": R, "step": S, "kind": "raise" | a signal name ("SIGKILL",
+    # "SIGSTOP", ...)} makes rank R fail at denoising step S (0-based) of this job
+    fault: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +78,16 @@ class Job:
 def job_errors(job: Job, plan: Plan) -> list[str]:
     return legality.job_errors(job.model, job.height, job.frames, plan, scale=job.scale, width=job.width,
                                text_tokens=job.text_tokens, weights=job.weights)
+
+
+def _inject(fault: dict, step: int) -> None:
+    """Job.fault (tests only): raise, or send this rank a signal (as a user or the OOM
+    killer would)."""
+    kind = fault.get("kind", "raise")
+    if kind == "raise":
+        raise RuntimeError(f"injected fault at step {step}")
+    import signal
+    os.kill(os.getpid(), getattr(signal, kind))
 
 
 # ---------------------------------------------------------------- process groups
@@ -165,8 +178,9 @@ class Setup:
 
     def inputs(self, x: torch.Tensor, i: int, branches: tuple[str, ...] | None = None) -> State:
         """The model input State for step i: the latent slice once per CFG branch."""
-        if self.rt.fault == (self.rt.world.rank, i):
-            raise RuntimeError(f"injected fault at step {i} (PARADIFF_FAULT)")
+        fault = self.job.fault
+        if fault and fault["rank"] == self.rt.world.rank and fault["step"] == i:
+            _inject(fault, i)
         branches = branches or self.branches
         n = x.shape[0]
         dt = self.rt.dtype
@@ -218,10 +232,7 @@ class Runtime:
         self._setups: dict[str, Setup] = {}
         self.carry: dict = {}        # handed from one schedule segment to the next (sampler.denoise)
         self.next_plan: Plan | None = None
-        self.extra: dict = {}
-        # test hook (executor/launch.py): "R:S" makes rank R raise at step S
-        fault = os.environ.get("PARADIFF_FAULT", "")
-        self.fault = tuple(int(v) for v in fault.split(":")) if fault else None        # what drivers report besides timings (Picard iterations, windows)
+        self.extra: dict = {}        # what drivers report besides timings (Picard iterations, windows)
 
     def setup(self, plan: Plan) -> Setup:
         key = str(plan)

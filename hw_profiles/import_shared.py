@@ -47,6 +47,41 @@ PRIOR_CURVES = {
 }
 
 
+# How torch names each GPU (torch.cuda.get_device_name, the CUDA/HIP device property
+# `name`, which nvidia-smi prints too): regular expressions searched in the lower-cased
+# name, written so that each real name matches exactly one file (tests/test_gpu_names.py
+# checks them against real names). A variant with other memory or links (A100 PCIe 40GB,
+# V100 16GB, H100 NVL, H200 NVL, RTX 3090 Ti) matches none, so it is refused rather than
+# planned as the wrong card; the executor and the profiler share the lookup
+# (planner.hardware.gpu_id_for_device_name).
+DEVICE_NAMES = {
+    "a10": [r"\ba10\b"],                                  # NVIDIA A10 (not A10G)
+    "a100-pcie-80gb": [r"\ba100 80gb pcie\b", r"\ba100-pcie-80gb\b"],
+    "a100-sxm4-40gb": [r"\ba100-sxm4?-40gb\b"],
+    "a100-sxm4-80gb": [r"\ba100-sxm4?-80gb\b"],
+    "a800-sxm4-80gb": [r"\ba800-sxm4?-80gb\b"],
+    "b200": [r"\bb200\b"],
+    "h100-pcie-80gb": [r"\bh100 pcie\b"],
+    "h100-sxm5-80gb": [r"\bh100 80gb hbm3\b", r"\bh100 sxm5? ?80gb\b"],
+    "h20": [r"\bh20\b(?!-)"],                             # NVIDIA H20 (not the 141 GB H20-3e)
+    "h200-sxm-141gb": [r"\bh200\b(?! nvl)"],
+    "h800-sxm5-80gb": [r"\bh800\b(?! pcie)"],
+    "l20": [r"\bl20\b"],
+    "l4": [r"\bl4\b"],
+    "l40": [r"\bl40\b"],
+    "l40s": [r"\bl40s\b"],
+    "mi250x": [r"\bmi250x\b"],                            # AMD Instinct MI250X (one GCD per device)
+    "mi300x": [r"\bmi300x\b"],
+    "rtx-a5000": [r"\brtx a5000\b"],
+    "rtx-a6000": [r"\brtx a6000\b"],
+    "rtx2080ti": [r"\brtx 2080 ti\b"],
+    "rtx3090": [r"\brtx 3090\b(?! ti)"],
+    "rtx4090": [r"\brtx 4090\b(?! d\b)"],
+    "t4": [r"\bt4\b"],                                    # Tesla T4
+    "v100-sxm2-32gb": [r"\bv100-sxm2-32gb\b"],
+}
+
+
 def _num(s: str) -> float | None:
     s = (s or "").strip()
     return float(s) if s else None
@@ -63,11 +98,9 @@ def gpu_files() -> None:
             v = _num(row[col])
             if v is not None:
                 peaks[key] = v
+        # Volta and Turing have no bf16 units: no bf16 peak, so `plan --dtype bf16` is refused
+        # there and the default dtype is fp16 (planner.inputs.default_dtype)
         notes = row["notes"]
-        if "bf16" not in peaks and "fp16" in peaks:
-            # Volta/Turing have no bf16 tensor cores; plans in bf16 run as fp16 there.
-            peaks["bf16"] = peaks["fp16"]
-            notes += " | ASSUMED: bf16 plans run in fp16 on this GPU (no bf16 tensor cores)."
         doc = {
             "id": row["id"],
             "name": row["gpu"],
@@ -83,6 +116,7 @@ def gpu_files() -> None:
             "tdp_w": _num(row["tdp_W"]),
             "efficiency": {"form": "t = s/(peak*e_max) + t0", "prior": True,
                            "why": "ASSUMED prior until calibrated or profiled", **PRIOR_CURVES},
+            "device_names": DEVICE_NAMES[row["id"]],
             "source": row["source"],
             "notes": notes,
         }

@@ -61,10 +61,12 @@ import networkx as nx
 
 from .errors import read_json
 from .hardware import HW_DIR, GpuSpec, HardwareError, gpu_ids, link_ids, load_gpu, load_link
+from .limits import BOUNDS
 
 INTRA_IDS = ("nvswitch", "nvlink-bridge", "pcie3", "pcie4", "pcie4-2socket", "pcie5", "shm")
 INTER_IDS = ("none", "ethernet", "ib-hdr", "ib-ndr", "roce")
 CLUSTER_DIR = HW_DIR / "clusters"
+MAX_GPUS = int(BOUNDS["gpus"].hi)     # as for --gpus: the search is designed up to 1,024 GPUs
 SWITCHED_PARTS = ("h20", "h800-sxm5-80gb", "b200", "mi250x", "mi300x")   # no "sxm" in the id
 
 _INTRA_TEXT = {"nvswitch": "NVSwitch", "nvlink-bridge": "NVLink bridges in pairs over PCIe",
@@ -326,6 +328,8 @@ def build_cluster(gpu: str, gpus: int, nodes: int = 1, intra: str | None = None,
         raise HardwareError(f"unknown GPU {gpu!r}; known: {', '.join(gpu_ids())}")
     _check_count("gpus", gpus)
     _check_count("nodes", nodes)
+    if gpus > MAX_GPUS:
+        raise HardwareError(f"gpus={gpus}: at most {MAX_GPUS} (planner.limits)")
     if gpus % nodes:
         raise HardwareError(f"gpus={gpus} cannot be split evenly over nodes={nodes}; "
                             f"use a multiple of {nodes} GPUs or a cluster file")
@@ -368,6 +372,11 @@ def _parse(d: Any) -> tuple[list, str, dict]:
     raw_nodes = d["nodes"]
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise HardwareError("'nodes' must be a non-empty list of node objects")
+    if len(raw_nodes) > MAX_GPUS:
+        raise HardwareError(f"{len(raw_nodes)} nodes: at most {MAX_GPUS} (planner.limits)")
+    for key in ("name", "notes"):
+        if key in d and not isinstance(d[key], str):
+            raise HardwareError(f"'{key}' must be a string (free text), got {type(d[key]).__name__}")
     inter = _check_id("inter", d.get("inter", "none"), INTER_IDS)
     if len(raw_nodes) > 1 and inter == "none":
         raise HardwareError(f"{len(raw_nodes)} nodes need an 'inter' link; "
@@ -387,7 +396,7 @@ def _parse(d: Any) -> tuple[list, str, dict]:
                 raise HardwareError(f"links.{lid}.{k} must be a {'positive' if k == 'bw_gbps' else 'non-negative'}"
                                     f" number, got {v!r}")
         overrides[lid] = dict(ov)
-    nodes = []
+    nodes, total = [], 0
     for i, nd in enumerate(raw_nodes):
         where = f"node {i}"
         if not isinstance(nd, dict):
@@ -398,6 +407,9 @@ def _parse(d: Any) -> tuple[list, str, dict]:
         if "gpus" not in nd:
             raise HardwareError(f"{where}: missing 'gpus' (a list of GPU ids or an object id -> count)")
         ids = _gpu_list(nd["gpus"], where)
+        total += len(ids)
+        if total > MAX_GPUS:
+            raise HardwareError(f"more than {MAX_GPUS} GPUs in the file (at {where}); at most {MAX_GPUS} (planner.limits)")
         specs = tuple(load_gpu(_check_id(f"GPU in {where}:", x, gpu_ids())) for x in ids)
         intra = nd.get("intra")
         intra = default_intra(specs) if intra is None else _check_id(f"intra in {where}:", intra, INTRA_IDS)
@@ -417,9 +429,11 @@ def _gpu_list(x: Any, where: str) -> list:
     if isinstance(x, dict):
         out = []
         for gid, c in x.items():
-            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-                raise HardwareError(f"{where}: count of GPU {gid!r} must be a positive integer, got {c!r}")
+            if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_GPUS:
+                raise HardwareError(f"{where}: count of GPU {gid!r} must be an integer from 1 to {MAX_GPUS}, got {c!r}")
             out += [gid] * c
+            if len(out) > MAX_GPUS:
+                break
         x = out
     if not isinstance(x, list):
         raise HardwareError(f"{where}: 'gpus' must be a list of GPU ids or an object id -> count, "

@@ -42,3 +42,5 @@ def read_json(path, source: str, error: type[Exception] = UsageError):
         raise error(f"{source}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except ValueError as e:
         raise error(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise error(f"{source}: nested too deeply to be one of paradiff's documents") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,8 @@ class GpuSpec:
     pcie_gen: int
     efficiency: tuple[tuple[str, EfficiencyCurve], ...]   # prior curves per op class
     source: str = ""
+    # regexes on the lower-cased torch device name (torch.cuda.get_device_name) of this GPU
+    device_names: tuple[str, ...] = ()
 
     def peak(self, dtype: str) -> float:
         table = dict(self.peak_flops)
@@ -140,7 +143,37 @@ def gpu_from_json(d: dict) -> GpuSpec:
         pcie_gen=int(d.get("pcie_gen", 4)),
         efficiency=curves,
         source=d.get("source", ""),
+        device_names=_patterns(d.get("device_names", []), d["id"]),
     )
+
+
+def _patterns(xs, gpu_id: str) -> tuple[str, ...]:
+    if not isinstance(xs, list) or not all(isinstance(x, str) and x for x in xs):
+        raise ValueError(f"device_names of {gpu_id} must be a list of regular expressions")
+    for x in xs:
+        try:
+            re.compile(x)
+        except re.error as e:
+            raise ValueError(f"device_names of {gpu_id}: {x!r} is not a regular expression ({e})") from None
+    return tuple(xs)
+
+
+def gpu_id_for_device_name(name: str, memory_gib: float | None = None, hint: str = "give the GPU id") -> str:
+    """The hw_profiles/gpus id whose "device_names" match torch's name of a device (e.g.
+    "NVIDIA A100-SXM4-80GB" -> a100-sxm4-80gb). Several matches are told apart by the
+    memory (GiB, torch's total_memory), when given. HardwareError when none or several fit:
+    `hint` says what the user can do instead."""
+    low = " ".join(str(name).lower().split())
+    hits = [g for g in (load_gpu(i) for i in gpu_ids()) if any(re.search(p, low) for p in g.device_names)]
+    if len(hits) > 1 and memory_gib is not None:
+        hits = [min(hits, key=lambda g: abs(g.memory_bytes / 2**30 - memory_gib))]
+    if len(hits) == 1:
+        return hits[0].id
+    if hits:
+        raise HardwareError(f"GPU '{name}' matches several hw_profiles/gpus files ({', '.join(g.id for g in hits)}); "
+                            f"{hint}")
+    raise HardwareError(f"GPU '{name}' is not in hw_profiles/gpus (no file's device_names matches it); add a file "
+                        f"for it or {hint} (known: {', '.join(g for g in gpu_ids() if g != 'cpu')})")
 
 
 @functools.lru_cache(maxsize=None)
@@ -220,6 +253,9 @@ class Calibration:
 
     @staticmethod
     def from_json(d: dict) -> "Calibration":
+        for key in ("name", "fitted_on"):
+            if not isinstance(d.get(key, ""), str):
+                raise HardwareError(f"calibration '{key}' must be a string, got {type(d[key]).__name__}")
         curves = []
         for key, cv in d.get("curves", {}).items():
             fam, cls = key.split("/")

@@ -14,7 +14,7 @@ def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[s
                     f"the degrees must multiply to the GPU count")
     for seg in plan.segments:
         if seg.last > sc.steps:
-            errs.append(f"schedule segment '{seg}' ends after the last step ({sc.steps})")
+            errs.append(f"schedule segment '{seg}' must end by the last step ({sc.steps})")
         for k in seg.plan.keys:
             errs += STRATEGIES[k].segment_errors(seg, plan)
     for p in plan.plans():

@@ -170,7 +170,7 @@ def _one(text: str, where: str) -> Plan:
 
 
 # ---------------------------------------------------------------- grammar
-_INT = re.compile(r"[0-9]+")     # ASCII digits only: int() also takes other scripts' digits
+_INT = re.compile(r"[0-9]{1,9}")   # ASCII digits only (int() also takes "٣", "1_0", "+4"); 9 are plenty
 
 
 def parse_items(text: str, where: str = "") -> dict[str, int] | None:
@@ -188,7 +188,7 @@ def parse_items(text: str, where: str = "") -> dict[str, int] | None:
         if key in items:
             raise PlanError(f"plan key '{key}' given twice{where}")
         if not _INT.fullmatch(value):
-            raise PlanError(f"plan value '{tok}'{where} is not a non-negative integer (ASCII digits)")
+            raise PlanError(f"plan value '{tok}'{where} is not an integer (up to 9 ASCII digits 0-9)")
         items[key] = int(value)
     return items
 

@@ -13,6 +13,7 @@ import json
 from . import engines
 from .engines import ENGINES
 from .errors import UsageError
+from .limits import option
 from .search import DEFAULT_APPROX_STEPS
 
 
@@ -23,11 +24,13 @@ def register(sub, common) -> None:
                    "(reads model_index.json and the components' config.json, never weights)")
     p.add_argument("--plan", help="evaluate this plan string instead of searching (e.g. 'cfg=2 pipefusion=4')")
     p.add_argument("--exact-only", action="store_true", help="only plans whose output equals one GPU's")
-    p.add_argument("--approx-steps", type=int, default=DEFAULT_APPROX_STEPS,
+    p.add_argument("--approx-steps", type=option("--approx-steps"), default=DEFAULT_APPROX_STEPS,
                    help="quality knob: most steps the recommended plan may run with an approximate strategy "
-                        f"(AsyncDiff, ParaStep, Hybridiff's window); default {DEFAULT_APPROX_STEPS}")
-    p.add_argument("--top", type=int, default=10, help="plans to show (default 10)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+                        f"(AsyncDiff, ParaStep, Hybridiff's window), 0..1000; default {DEFAULT_APPROX_STEPS}")
+    p.add_argument("--top", type=option("--top"), default=10, help="plans to show (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout (the same bytes for the same "
+                   "input: wall-clock timings only with --timings)")
+    p.add_argument("--timings", action="store_true", help="keep the search's wall-clock seconds in the JSON")
     p.add_argument("--engine", help="search only the plans this engine runs and print its launch: "
                    + " | ".join(ENGINES))
     p.add_argument("--xdit", action="store_true", help="print the xDiT flags of the recommended plan")
@@ -50,7 +53,8 @@ def search_options(args, steps: int) -> dict:
     window = None
     if getattr(args, "approx_window", None):
         a, dash, b = args.approx_window.partition("-")
-        if not dash or not a.strip().isdigit() or not b.strip().isdigit() or not 1 <= int(a) <= int(b) <= steps:
+        ok = dash and all(x.strip().isascii() and x.strip().isdigit() and len(x.strip()) < 10 for x in (a, b))
+        if not ok or not 1 <= int(a) <= int(b) <= steps:
             raise UsageError(f"--approx-window {args.approx_window}: give FIRST-LAST with 1 <= FIRST <= LAST "
                              f"<= {steps} (the steps)")
         window = (int(a), int(b))
@@ -65,17 +69,16 @@ def cmd_plan(args, common) -> int:
     from .report.html import check_out_path
     from .search import evaluate, search
 
-    if args.top < 1:
-        raise UsageError(f"--top {args.top}: must be >= 1")
-    report = check_out_path(args.report, (".html", ".htm"), "report") if args.report else None
-    trace = check_out_path(args.trace, (".json",), "trace") if args.trace else None
+    # refused before the search, not after it ('' too: it names no file)
+    report = check_out_path(args.report, (".html", ".htm"), "report") if args.report is not None else None
+    trace = check_out_path(args.trace, (".json",), "trace") if args.trace is not None else None
     engine = engines.get_engine(args.engine) if args.engine else None
-    profile = common.load_hw_profile(args.hw_profile, args)
-    model, sc, cluster = common.build_inputs(args)
+    profile_doc, profile = common.load_hw_profile(args.hw_profile)
+    model, sc, cluster = common.build_inputs(args, profile_doc)
     if engine:
         engines.require_model(engine, model)
-    outputs = args.json or args.report or args.trace
-    if args.plan:
+    outputs = bool(args.json or report or trace)
+    if args.plan is not None:
         plan = parse_plan(args.plan)
         errs = plan_errors(plan, model, sc, cluster.n)
         if errs:
@@ -84,8 +87,6 @@ def cmd_plan(args, common) -> int:
             engines.require_plan(engine, plan, model, sc, cluster)
         res = evaluate(plan, model, sc, cluster, profile, args.placement or "xdit", detail=bool(outputs))
     else:
-        if args.approx_steps < 0:
-            raise UsageError(f"--approx-steps {args.approx_steps}: must be >= 0")
         res = search(model, sc, cluster, profile, exact_only=args.exact_only, approx_budget=args.approx_steps,
                      detail=bool(outputs), accept=engines.accepts(engine, model, sc, cluster) if engine else None,
                      **search_options(args, sc.steps))
@@ -101,18 +102,24 @@ def cmd_plan(args, common) -> int:
         doc["xdit"], xdit_text = xdit_section(rec.plan, model, sc, cluster, res.placed_order(rec.plan))
     written = write_outputs(report, trace, doc, res)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(doc if args.timings else common.without_timings(doc), indent=1))
         return 0
     print(textout.scenario_line(model, sc, cluster))
-    print(f"  one GPU: {textout.fmt_s(res.serial_latency_s)}"
+    if cluster.uniform:
+        one = "one GPU"
+    else:               # the speed-up reference of a mixed cluster (planner.cost.predict.serial_gpu)
+        from .cost.predict import serial_gpu
+        from .hardware import load_gpu
+        one = f"one GPU (the fastest here, {load_gpu(serial_gpu(model, sc, cluster, profile)).name})"
+    print(f"  {one}: {textout.fmt_s(res.serial_latency_s)}"
           f"   (profile: {profile.name}; {len(res.ranked)} plans in {res.seconds:.2f} s)\n")
     rec = res.recommended
-    if args.plan:
+    if args.plan is not None:
         print(textout.detail(rec))
     else:
         print(textout.table(res.ranked, args.top, rec))
         if rec is None:
-            print("\nno plan fits in memory on these GPUs" + (" (exact plans only)" if args.exact_only else ""))
+            print("\n" + textout.no_recommendation(res.ranked, args.approx_steps, args.exact_only))
         else:
             print(f"\nrecommended: {rec.plan}  ->  {textout.fmt_s(rec.latency_s)}, {rec.speedup:.2f}x over one GPU, "
                   f"{rec.memory_bytes / 2**30:.1f} GB per GPU, {textout.fidelity_words(rec)}")

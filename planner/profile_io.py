@@ -74,6 +74,18 @@ def _pos(x: Any, where: str, zero_ok: bool = False) -> float:
     return float(x)
 
 
+def _within(x: Any, where: str, lo: float, hi: float, lo_open: bool = True, why: str = "") -> float:
+    """A finite number in (lo, hi] (or [lo, hi]); `why` says what the range means."""
+    if not _num(x) or x > hi or x < lo or (lo_open and x == lo):
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        raise _Bad(f"{where} must be a number in {rng}, got {x!r}{why}")
+    return float(x)
+
+
+_EFF = "; efficiencies are fractions of device.peak_flops (memory_bw for mem): a profile from an older " \
+       "profiler may need `cli.py profile` again"
+
+
 def _increasing(xs: Any, where: str) -> list[float]:
     if not isinstance(xs, list) or not xs:
         raise _Bad(f"{where} must be a non-empty list of numbers")
@@ -87,15 +99,15 @@ def _increasing(xs: Any, where: str) -> list[float]:
 def _check_curve(cls: str, cv: Any) -> tuple[float, float, list[tuple[float, float]]]:
     where = f"compute.curves.{cls}"
     cv = _obj(cv, where)
-    e_max = _pos(_need(cv, "e_max", where), f"{where}.e_max")
-    t0_us = _pos(_need(cv, "t0_us", where), f"{where}.t0_us", zero_ok=True)
+    e_max = _within(_need(cv, "e_max", where), f"{where}.e_max", 0, 1, why=_EFF)
+    t0_us = _within(_need(cv, "t0_us", where), f"{where}.t0_us", 0, 1e6, lo_open=False, why=" (microseconds)")
     pts = _need(cv, "points", where)
     if not isinstance(pts, list) or not pts:
         raise _Bad(f"{where}.points must be a non-empty list of [size, efficiency] pairs")
     for i, p in enumerate(pts):
         if not isinstance(p, list) or len(p) != 2:
             raise _Bad(f"{where}.points[{i}] must be a [size, efficiency] pair, got {p!r}")
-        _pos(p[1], f"{where}.points[{i}] efficiency")
+        _within(p[1], f"{where}.points[{i}] efficiency", 0, 1, why=_EFF)
     sizes = _increasing([p[0] for p in pts], f"{where}.points sizes")
     return e_max, t0_us, [(s, float(p[1])) for s, p in zip(sizes, pts)]
 
@@ -120,8 +132,8 @@ def _check_comm(comm: Any) -> tuple[str | None, list[tuple[str, int, list[float]
         if kind not in COLLECTIVE_KINDS:
             raise _Bad(f"{where}.kind: unknown collective {kind!r}; known: {', '.join(COLLECTIVE_KINDS)}")
         n = _need(c, "nranks", where)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise _Bad(f"{where}.nranks must be an integer >= 2, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1024:
+            raise _Bad(f"{where}.nranks must be an integer from 2 to 1024, got {n!r}")
         if (kind, n) in seen:
             raise _Bad(f"{where}: {kind} on {n} ranks is given twice")
         seen.add((kind, n))
@@ -129,8 +141,24 @@ def _check_comm(comm: Any) -> tuple[str | None, list[tuple[str, int, list[float]
         times = _need(c, "times_us", where)
         if not isinstance(times, list) or len(times) != len(sizes):
             raise _Bad(f"{where}.times_us must be a list as long as sizes ({len(sizes)})")
-        out.append((kind, n, sizes, [_pos(t, f"{where}.times_us[{j}]") * 1e-6 for j, t in enumerate(times)]))
+        out.append((kind, n, sizes, [_within(t, f"{where}.times_us[{j}]", 0, 1e9, why=" (microseconds)") * 1e-6
+                                     for j, t in enumerate(times)]))
     return link, out
+
+
+def _check_calibration(cal: Calibration) -> None:
+    """The fitted parameters within what a fit can reach (planner/calibrate.py bounds each
+    at a few times its prior): finite, positive, fractions where they are fractions."""
+    for (fam, cls), cv in cal.curves:
+        _within(cv.e_max, f"calibration.curves.{fam}/{cls}.e_max", 0, 4)
+        _within(cv.t0_s * 1e6, f"calibration.curves.{fam}/{cls}.t0_us", 0, 1e6, lo_open=False)
+    for name, v, hi in (("launch_eager_us", cal.launch_eager_s, 1e6), ("launch_compiled_us", cal.launch_compiled_s, 1e6),
+                        ("step_eager_us", cal.step_eager_s, 1e7), ("step_compiled_us", cal.step_compiled_s, 1e7)):
+        _within(v * 1e6, f"calibration.{name}", 0, hi, lo_open=False)
+    _within(cal.compiled_mem_factor, "calibration.compiled_mem_factor", 0, 1)
+    _within(cal.overlap_eff, "calibration.overlap_eff", 0, 1, lo_open=False)
+    for link, v in cal.coll_eff:
+        _within(v, f"calibration.coll_eff.{link}", 0, 10)
 
 
 def check_profile(doc: Any) -> None:
@@ -158,24 +186,25 @@ def _parse(doc: Any) -> Profile:
     if not isinstance(gpu_id, str) or gpu_id not in gpu_ids():
         raise _Bad(f"device.gpu_id: unknown GPU {gpu_id!r}; known: {', '.join(gpu_ids())}")
     dtype = _need(dev, "dtype", "device")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise _Bad(f"device.dtype {dtype!r}: accepted: {', '.join(DTYPES)}")
-    peak_file = _pos(_need(dev, "peak_flops", "device"), "device.peak_flops")
-    bw_file = _pos(_need(dev, "memory_bw", "device"), "device.memory_bw")
+    peak_file = _within(_need(dev, "peak_flops", "device"), "device.peak_flops", 0, 1e18, why=" (FLOP/s)")
+    bw_file = _within(_need(dev, "memory_bw", "device"), "device.memory_bw", 0, 1e15, why=" (bytes/s)")
 
     comp = _obj(_need(doc, "compute", "the top level"), "compute")
     launch = comp.get("launch_us")
-    launch_s = None if launch is None else _pos(launch, "compute.launch_us") * 1e-6
+    launch_s = None if launch is None else _within(launch, "compute.launch_us", 0, 1e6, why=" (microseconds)") * 1e-6
     slowdown = 1.0
     if "concurrency" in comp:
         conc = _obj(comp["concurrency"], "compute.concurrency")
-        slowdown = _pos(_need(conc, "slowdown", "compute.concurrency"), "compute.concurrency.slowdown")
+        slowdown = _within(_need(conc, "slowdown", "compute.concurrency"), "compute.concurrency.slowdown", 1, 1000,
+                           lo_open=False, why=" (how much slower ranks compute together than alone)")
     curves_doc = _obj(_need(comp, "curves", "compute"), "compute.curves")
     spec = load_gpu(gpu_id)
-    try:
-        peak_now = spec.peak(dtype)
-    except HardwareError as e:
-        raise _Bad(f"device: {e}") from None
+    if dtype not in dict(spec.peak_flops):
+        raise _Bad(f"device.dtype {dtype}: {gpu_id} does not compute in {dtype} "
+                   f"(it has {', '.join(d for d, _ in spec.peak_flops)})")
+    peak_now = spec.peak(dtype)
     curves = []
     for cls, cv in curves_doc.items():
         if cls not in OP_CLASSES:
@@ -195,8 +224,9 @@ def _parse(doc: Any) -> Profile:
             cal = Calibration.from_json(_obj(doc["calibration"], "calibration"))
         except HardwareError as e:
             raise _Bad(f"calibration: {e}") from None
-        except (TypeError, ValueError, AttributeError) as e:
+        except (TypeError, ValueError, AttributeError, OverflowError) as e:
             raise _Bad(f"calibration is malformed ({e})") from None
+        _check_calibration(cal)
     else:
         cal = default_profile().calibration
     return Profile(calibration=cal, measured_curves=tuple(curves), measured_comm=measured_comm,
@@ -220,6 +250,22 @@ def load_profile_doc(path: str | os.PathLike) -> tuple[dict, Profile]:
     return doc, profile_from_doc(doc, src)
 
 
+def check_profile_applies(doc: dict, path, cluster, dtype: str) -> None:
+    """Refuse a measured profile that says nothing about this plan: its curves hold for the
+    GPU (device.gpu_id) and dtype it was measured in, so a CPU profile applied to L40s, or
+    a bf16 plan with an fp32 profile, would silently fall back to the datasheet or mix
+    dtypes. HardwareError, one line."""
+    dev = doc["device"]
+    ids = sorted({g.id for g in cluster.gpus})
+    if dev["gpu_id"] not in ids:
+        raise HardwareError(f"hardware profile {path} was measured on {dev['gpu_id']}, but the cluster has "
+                            f"{', '.join(ids)}: plan for that GPU (--gpu {dev['gpu_id']}) or profile these GPUs")
+    if dtype != dev["dtype"]:
+        raise HardwareError(f"--dtype {dtype}: hardware profile {path} was measured in {dev['dtype']}; its "
+                            f"efficiencies hold for {dev['dtype']} only (leave --dtype out, or profile "
+                            f"with --dtype {dtype})")
+
+
 def load_profile(path: str | os.PathLike) -> Profile:
     """Read and check a profile file; HardwareError naming the file and the problem."""
     return load_profile_doc(path)[1]
@@ -233,11 +279,12 @@ def save_profile(doc: dict, path: str | os.PathLike) -> Path:
         text = json.dumps(doc, indent=1, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise HardwareError(f"hardware profile {p} (not written): {e}") from None
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, p)
-    return p
+    from .errors import UsageError
+    from .outfiles import write_atomic
+    try:
+        return write_atomic(p, text + "\n")
+    except UsageError as e:
+        raise HardwareError(f"hardware profile {e}") from None
 
 
 def local_profile() -> Profile | None:

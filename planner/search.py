@@ -106,7 +106,7 @@ def candidates(model: ModelSpec, sc: Scenario, n: int, include_baselines: bool =
                 if s not in seen:
                     seen.add(s)
                     yield plan
-    if n == 1:
+    if n == 1 and "serial" not in seen:     # no family yields it when every cap is 1
         yield SERIAL
 
 

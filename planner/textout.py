@@ -88,12 +88,34 @@ def why(rec: Prediction, preds: list[Prediction]) -> list[str]:
     if rec.speedup < 1:
         out.append("No plan on these GPUs beats one GPU: fewer GPUs (or a faster interconnect) would do better.")
     if not rec.exact:
+        why_not = "stale activations" if not rec.approx_steps else f"{rec.approx_steps} approximate steps"
         exact = next((p for p in preds if p.exact and p.fits), None)
         if exact:
-            why_not = "stale activations" if not rec.approx_steps else f"{rec.approx_steps} approximate steps"
-        out.append(f"{rec.plan} is not exact ({why_not}); the fastest exact plan is "
+            out.append(f"{rec.plan} is not exact ({why_not}); the fastest exact plan is "
                        f"{exact.plan} at {fmt_s(exact.latency_s)} ({exact.speedup:.2f}x).")
+        elif any(p.exact for p in preds):
+            out.append(f"{rec.plan} is not exact ({why_not}); no exact plan fits in memory on these GPUs.")
+        else:
+            out.append(f"{rec.plan} is not exact ({why_not}); no exact plan is possible on this GPU count "
+                       f"(the model's heads, rows and CFG branches do not split over it).")
     return out
+
+
+def no_recommendation(preds: list[Prediction], approx_budget: int, exact_only: bool = False) -> str:
+    """Why nothing is recommended: which limit binds, memory or the quality budget."""
+    only = " (exact plans only)" if exact_only else ""
+    if not preds:
+        exact = "exact " if exact_only else ""
+        return f"no {exact}plan is possible on these GPUs: no {exact}strategy splits this model over them"
+    fits = [p for p in preds if p.fits]
+    if not fits:
+        small = min(preds, key=lambda p: p.memory_bytes)
+        return (f"no plan fits in memory on these GPUs{only}: the smallest, {small.plan}, needs "
+                f"{small.memory_bytes / GB:.1f} GB per GPU of {small.capacity_bytes / GB:.0f} GB")
+    fewest = min(fits, key=lambda p: (p.approx_steps, p.latency_s))
+    return (f"no plan within the quality budget: {len(fits)} plan{'s' if len(fits) > 1 else ''} fit in memory, "
+            f"but each runs more than --approx-steps {approx_budget} approximate steps (the fewest: "
+            f"{fewest.plan}, {fewest.approx_steps}); raise --approx-steps to {fewest.approx_steps} to allow it")
 
 
 def detail(p: Prediction) -> str:

@@ -25,8 +25,8 @@ from .cost.predict import predict
 from .errors import UsageError
 from .hardware import HardwareError, Profile
 from .legality import plan_errors
+from .limits import BOUNDS, Bound, parse_int, parse_real, show
 from .plan import PlanError, parse_plan
-from .spec import Scenario
 
 COLUMNS = ("id", "source", "model", "gpu", "gpus", "nodes", "intra", "inter", "height", "width", "frames",
            "steps", "cfg", "plan", "compile", "scope", "latency_s")
@@ -61,51 +61,85 @@ class Report:
 
 
 def read_rows(path: str | Path, oom: bool = False) -> list[dict]:
-    """Rows of a calibration-schema CSV; UsageError (one line) if it is not one."""
+    """Rows of a calibration-schema CSV; UsageError (one line) if it is not one: a missing
+    column, a row with more or fewer fields than the header, no rows at all, or a
+    latency_s that is not a finite positive number (OOM in an out-of-memory file)."""
+    if not str(path).strip():
+        raise UsageError(f"{show(str(path))}: give a CSV file of published runs")
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UsageError(f"{path}: not a calibration-schema CSV: missing column(s) {', '.join(missing)}")
-            rows = list(reader)
+            rows = []
+            for r in reader:
+                if None in r or None in r.values():      # DictReader's marks of extra / missing fields
+                    got = len(r) - (None in r) + len(r.get(None) or []) - sum(v is None for v in r.values())
+                    raise UsageError(f"{path}:{reader.line_num}: {got} fields, but the header has "
+                                     f"{len(reader.fieldnames)}")
+                bad = next((k for k, v in r.items() if not v.isprintable()), None)
+                if bad is not None:       # NUL, line breaks or escapes would reach the output as they are
+                    raise UsageError(f"{path}:{reader.line_num}: column {show(bad)} {show(r[bad])} holds a "
+                                     f"character that is not printable; give plain text")
+                rows.append(r)
+    except IsADirectoryError:
+        raise UsageError(f"{path}: cannot read (is a directory)") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{path}: cannot read ({e})") from None
+    if not rows:
+        raise UsageError(f"{path}: no rows (only a header); give one published run per row")
     for i, r in enumerate(rows, 2):
-        if not oom:
-            try:
-                if float(r["latency_s"]) <= 0:
-                    raise ValueError
-            except ValueError:
-                raise UsageError(f"{path}:{i}: latency_s '{r['latency_s']}' is not a positive number") from None
-        elif r["latency_s"].strip().upper() != "OOM":
-            raise UsageError(f"{path}:{i}: latency_s '{r['latency_s']}' must be OOM in an out-of-memory file")
+        v = r["latency_s"].strip()
+        if oom:
+            if v.upper() != "OOM":
+                raise UsageError(f"{path}:{i}: latency_s {show(v)} must be OOM in an out-of-memory file")
+        elif not _positive(v):
+            raise UsageError(f"{path}:{i}: latency_s {show(v)} must be a number of seconds from 1e-06 to 1e+06")
     return rows
 
 
+def _positive(text: str) -> bool:
+    try:
+        return parse_real(text, "latency_s", LATENCY) > 0
+    except UsageError:
+        return False
+
+
+LATENCY = Bound(1e-6, 1e6, integer=False)   # seconds: published latencies lie between a microsecond and 12 days
+
+
 def row_inputs(r: dict):
-    """(plan, model, scenario, cluster) of a row; ValueError subclasses on bad ids."""
-    from . import zoo
-    def num(k, default=None):
+    """(plan, model, scenario, cluster) of a row: the same checks as the command line's
+    (planner.inputs), each naming the column; UsageError or another user error."""
+    from . import inputs
+
+    def field(k):
+        return f"column {k}"
+
+    def flag(k, default: bool) -> bool:
+        v = r[k].strip()
+        if v not in ("", "0", "1"):
+            raise UsageError(f"column {k} {show(v)}: accepted: 0, 1 (or blank)")
+        return default if not v else v == "1"
+
+    def need(k):
         v = r[k].strip()
         if not v:
-            if default is None:
-                raise UsageError(f"column {k} is empty")
-            return default
-        try:
-            return int(float(v))
-        except ValueError:
-            raise UsageError(f"column {k} = '{v}' is not a number") from None
-    plan = parse_plan(r["plan"])
-    sc = Scenario(model=r["model"], height=num("height"), width=num("width"), frames=num("frames", 1),
-                  steps=num("steps"), batch=1, cfg=bool(num("cfg")), dtype="fp16",
-                  scope=r["scope"].strip() or "denoise", compiled=r["compile"].strip() == "1")
-    if sc.scope not in ("denoise", "pipeline"):
-        raise UsageError(f"scope '{sc.scope}' is not denoise or pipeline")
-    model = zoo.build(sc.model, sc.height, sc.width, sc.frames)
+            raise UsageError(f"column {k} is empty")
+        return v
+    plan = parse_plan(need("plan"))
+    if not r["cfg"].strip():
+        raise UsageError("column cfg is empty")
+    model, sc = inputs.scenario(need("model"), height=need("height"), width=need("width"),
+                                frames=r["frames"].strip() or None, steps=need("steps"), batch=1,
+                                cfg=flag("cfg", True), dtype="fp16", scope=r["scope"].strip() or "denoise",
+                                compiled=flag("compile", False), name=field)
+    gpus = parse_int(need("gpus"), field("gpus"), BOUNDS["gpus"])
+    nodes = parse_int(r["nodes"].strip() or "1", field("nodes"), BOUNDS["nodes"])
     inter = r["inter"].strip() or "none"
-    cluster = build_cluster(r["gpu"], num("gpus"), num("nodes", 1), r["intra"].strip() or None, inter)
+    cluster = build_cluster(need("gpu"), gpus, nodes, r["intra"].strip() or None, inter)
     return plan, model, sc, cluster
 
 
@@ -118,14 +152,20 @@ def evaluate(rows: list[dict], profile: Profile) -> list[RowResult]:
             plan, model, sc, cluster = row_inputs(r)
             errs = plan_errors(plan, model, sc, cluster.n)
             if errs:
-                res.reason = f"constraint: {errs[0]}"
+                res.reason = _line(f"constraint: {errs[0]}")
             else:
                 p = predict(plan, model, sc, cluster, profile)
                 res.predicted_s, res.fits, res.memory_gb = p.latency_s, p.fits, p.memory_bytes / 2**30
         except (ZooError, HardwareError, PlanError, UsageError, ValueError) as e:
-            res.reason = f"{type(e).__name__}: {e}"
+            res.reason = _line(f"{type(e).__name__}: {e}")
         out.append(res)
     return out
+
+
+def _line(text: str) -> str:
+    """A reason on one line, whatever the row's cells held (a quoted CSV cell may hold
+    line breaks)."""
+    return " ".join(text.split())
 
 
 def metrics(results: list[RowResult]) -> dict:

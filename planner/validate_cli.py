@@ -25,11 +25,17 @@ def run(args, common) -> int:
     from .hardware import Profile
     from .validate import evaluate, metrics, oom_metrics, read_rows, table
 
-    if not args.data and not args.oom:
+    if args.data is None and args.oom is None:
         raise UsageError("validate needs --data FILE and/or --oom FILE (e.g. --data bench/data/calibration.csv)")
-    profile = Profile() if args.uncalibrated else common.load_hw_profile(args.hw_profile)
-    rows = read_rows(args.data) if args.data else []
-    oom_rows = read_rows(args.oom, oom=True) if args.oom else []
+    if args.uncalibrated and args.hw_profile is not None:
+        raise UsageError(f"--uncalibrated and --hw-profile {args.hw_profile}: give one (the prior parameters, "
+                         f"or a measured profile)")
+    if args.report is not None:      # refused before the rows are evaluated, not after
+        from .outfiles import check_out_path
+        check_out_path(args.report, (".html", ".htm"), "report")
+    profile = Profile() if args.uncalibrated else common.load_hw_profile(args.hw_profile)[1]
+    rows = read_rows(args.data) if args.data is not None else []
+    oom_rows = read_rows(args.oom, oom=True) if args.oom is not None else []
     out: dict = {"profile": profile.name}
     results = []
     if rows:

@@ -12,24 +12,34 @@ from pathlib import Path
 
 from planner.errors import UsageError
 
-DEFAULT_OUT = "hw_profiles/local.json"
+from planner.profile_io import LOCAL_PROFILE
+
+DEFAULT_OUT = str(LOCAL_PROFILE)     # where `plan`/`run` look for it, whatever the working directory
 
 
 def register(subparsers, common) -> None:
+    from planner.hardware import gpu_ids, link_ids
+    from planner.limits import choice, cores, option
+    from .compute import TORCH_DTYPES
     p = subparsers.add_parser("profile", help="measure this machine and write a hardware profile",
                               description="Time GEMM, conv, attention, norm and elementwise ops on the "
                               "local device and the collectives between local processes; write the "
                               "profile that `plan --hw-profile` reads.")
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute on a small host)")
-    p.add_argument("--nproc", type=int, default=2, help="processes (one per GPU) for the collectives (default 2)")
+    p.add_argument("--nproc", type=option("--nproc", 1, 1024), default=2,
+                   help="processes (one per GPU) for the collectives (default 2; on CPU at most max(8, 4 x cores))")
     p.add_argument("--out", default=None, help=f"profile file to write (default {DEFAULT_OUT})")
-    p.add_argument("--dtype", default=None, help="fp32 | bf16 | fp16 | tf32 (default fp32 on CPU, bf16 on CUDA)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads on CPU (default 1: the executor runs one thread per rank)")
-    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
-    p.add_argument("--link", default=None, help="link id the collectives stand for (default: shm on CPU, "
-                   "the GPU's usual intra link, e.g. nvswitch)")
-    p.add_argument("--gpu-id", default=None, help="hw_profiles/gpus id of the device, if its name is not recognised")
+    p.add_argument("--dtype", type=choice("--dtype", TORCH_DTYPES), default=None,
+                   help="fp32 | bf16 | fp16 | tf32 (default fp32 on CPU, bf16 on CUDA)")
+    p.add_argument("--threads", type=option("--threads", 1, cores()), default=None,
+                   help=f"torch threads on CPU, 1..{cores()} (default 1: the executor runs one thread per rank)")
+    p.add_argument("--device", type=choice("--device", ("cpu", "cuda")), default=None,
+                   help="cpu | cuda (default: cuda if available)")
+    p.add_argument("--link", type=choice("--link", link_ids()), default=None,
+                   help="link id the collectives stand for (default: shm on CPU, the GPU's usual intra link, "
+                        "e.g. nvswitch)")
+    p.add_argument("--gpu-id", type=choice("--gpu-id", gpu_ids()), default=None,
+                   help="hw_profiles/gpus id of the device, if its name is not recognised")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the profile document on stdout")
     p.add_argument("--report", metavar="FILE.html", help="also write an HTML report of the curves and their fits")
@@ -40,17 +50,15 @@ def cmd_profile(args) -> int:
     import json
     import time
 
+    from planner.errors import user_errors
+    from planner.outfiles import check_out_path
     from planner.profile_io import save_profile
 
     from .run import ProfileOptions, profile_machine
 
-    out = Path(args.out or DEFAULT_OUT)
-    if out.suffix != ".json":
-        raise UsageError(f"--out {out}: the profile is JSON; give a file name ending in .json")
-    if out.exists() and out.is_dir():
-        raise UsageError(f"--out {out}: is a directory")
-    if args.report:     # refuse a bad report path before minutes of measuring, not after
-        from planner.report.html import check_out_path
+    # every output is refused before minutes of measuring, not after
+    out = check_out_path(args.out if args.out is not None else DEFAULT_OUT, (".json",), "profile")
+    if args.report is not None:
         check_out_path(args.report, (".html", ".htm"), "report")
     t0 = time.perf_counter()
     opts = ProfileOptions(device=args.device, dtype=args.dtype, threads=args.threads, nproc=args.nproc,
@@ -58,7 +66,11 @@ def cmd_profile(args) -> int:
                           name=out.stem, progress=not args.no_progress)
     doc = profile_machine(opts)
     doc["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
-    save_profile(doc, out)
+    try:
+        save_profile(doc, out)
+    except user_errors() as e:      # the path went bad while measuring: keep the measurements
+        kept = _keep(doc)
+        raise UsageError(f"{e}; the measurements are kept in {kept}") from None
     if args.report:
         from planner.report.profile import write_profile_report
         write_profile_report(doc, args.report)
@@ -69,6 +81,16 @@ def cmd_profile(args) -> int:
     if args.report:
         print(f"report: {args.report}")
     return 0
+
+
+def _keep(doc: dict) -> str:
+    """Write the profile to a new file in the temporary directory; its path."""
+    import json
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="paradiff-profile-", suffix=".json")
+    with open(fd, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    return path
 
 
 def summary(doc: dict, path: Path) -> str:

@@ -1,7 +1,8 @@
 """Collectives between local processes on torch.distributed (gloo on CPU, nccl on GPUs).
 
-N processes are spawned (torch.multiprocessing, "spawn" start method, a free loopback
-port); each kind is timed over message sizes, per group size (2, 4, ... up to N).
+N ranks are started as the executor's are (executor/procs.py: forked from a forkserver on
+CPU, spawned on CUDA; they die with the profiler); each kind is timed over message sizes,
+per group size (2, 4, ... up to N).
 
 nbytes follows planner/cost/comm.py's collective_time, so a measured curve can replace
 the model one for one:
@@ -20,11 +21,8 @@ time agreed on by all ranks (MAX), so every rank issues the same sequence of cal
 from __future__ import annotations
 
 import math
-import os
-import socket
 import statistics
 import time
-import traceback
 from dataclasses import asdict, dataclass
 
 from planner.hardware import COLLECTIVE_KINDS as KINDS
@@ -52,12 +50,6 @@ class CommConfig:
     max_inner: int = 50
     timeout_s: float = 600.0
     concurrency_repeats: int = 18     # CPU: the concurrent-compute measurement (_concurrency)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- worker side
@@ -96,26 +88,20 @@ def _ops(kind, numel, g, rank, dt, dev, group, dist, torch):
     raise ValueError(f"unknown collective {kind!r}")
 
 
-def _worker(rank: int, cfg: dict, port: int, queue) -> None:
+def _worker(rank: int, n: int, cfg: dict, queue) -> dict | None:
+    """One rank (executor/procs.py starts it): every measurement; rank 0 returns them."""
     import warnings
     warnings.filterwarnings("ignore")          # deprecation chatter would break stderr's one-line rule
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    if cfg["backend"] == "gloo" and "GLOO_SOCKET_IFNAME" not in os.environ and os.path.exists("/sys/class/net/lo"):
-        os.environ["GLOO_SOCKET_IFNAME"] = "lo"    # stay on loopback whatever the hostname resolves to
-    import datetime
-
     import torch
-    import torch.distributed as dist
+
+    from executor.procs import init_group
     from .compute import _torch_dtype, ELEM
     torch.set_num_threads(cfg["threads"])
     dev = "cpu"
     if cfg["device"] == "cuda":
         torch.cuda.set_device(rank)
         dev = f"cuda:{rank}"
-    n = cfg["nproc"]
-    dist.init_process_group(cfg["backend"], rank=rank, world_size=n,
-                            timeout=datetime.timedelta(seconds=min(cfg["timeout_s"], 300)))
+    dist = init_group(cfg["backend"], min(cfg["timeout_s"], 300))
     dt, elem = _torch_dtype(cfg["dtype"]), ELEM[cfg["dtype"]]
     sync = (lambda: torch.cuda.synchronize()) if dev != "cpu" else (lambda: None)
     flag = torch.zeros(1, dtype=torch.float64, device=dev)
@@ -130,7 +116,6 @@ def _worker(rank: int, cfg: dict, port: int, queue) -> None:
             conc = _concurrency(torch, dist, dt, rank, n, cfg["concurrency_repeats"])
             if rank == 0:
                 queue.put(("tick", "concurrent compute"))
-                queue.put(("concurrency", conc))
         curves, unsupported = [], {}
         for g in cfg["group_sizes"]:
             # every rank must create every group, members or not
@@ -162,12 +147,10 @@ def _worker(rank: int, cfg: dict, port: int, queue) -> None:
                     times.append(res)
                 if rank == 0 and sizes:
                     curves.append({"kind": kind, "nranks": g, "sizes": sizes, "times": times})
-        if rank == 0:
-            queue.put(("result", {"curves": curves, "unsupported": unsupported}))
-    except Exception:
-        if rank == 0:
-            queue.put(("error", traceback.format_exc().strip().splitlines()[-1]))
-        raise
+        if rank != 0:
+            return None
+        out = {"curves": curves, "unsupported": unsupported}
+        return out | {"concurrency": conc} if dev == "cpu" else out
     finally:
         dist.destroy_process_group()
 
@@ -241,45 +224,23 @@ def total_steps(cfg: CommConfig) -> int:
 def measure_comm(cfg: CommConfig, progress=None) -> dict:
     """{"curves": [{"kind", "nranks", "sizes" (bytes), "times" (s)}], "unsupported": {kind: why},
     "concurrency": {...} (CPU: _concurrency)}.
-    Raises CommError if a worker fails or the run exceeds cfg.timeout_s."""
-    import torch.multiprocessing as mp
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    pc = mp.start_processes(_worker, args=(asdict(cfg), free_port(), queue), nprocs=cfg.nproc,
-                            join=False, start_method="spawn")
-    result, error, concurrency = None, None, None
-    deadline = time.monotonic() + cfg.timeout_s
+    Raises CommError if a worker fails or the run exceeds cfg.timeout_s. The workers are
+    the executor's kind of ranks (executor/procs.py): they die with this process, and a
+    failure names the rank."""
+    from executor.procs import RankFailed, start
+    ranks = start(_worker, cfg.nproc, (asdict(cfg),), method="forkserver" if cfg.backend == "gloo" else "spawn",
+                  preload=(__name__,), messages=True, store_timeout_s=min(cfg.timeout_s, 300))
 
     def drain():
-        nonlocal result, error, concurrency
-        while not queue.empty():
-            what, payload = queue.get()
+        while not ranks.messages.empty():
+            what, payload = ranks.messages.get()
             if what == "tick" and progress:
                 progress.tick(payload)
-            elif what == "result":
-                result = payload
-            elif what == "concurrency":
-                concurrency = payload
-            elif what == "error":
-                error = payload
     try:
-        while True:
-            drain()
-            try:
-                if pc.join(timeout=0.2):
-                    break
-            except Exception as e:       # ProcessRaisedException / ProcessExitedException
-                drain()
-                why = error or str(e).strip().splitlines()[-1]
-                raise CommError(f"{cfg.backend} measurement failed: {why}") from None
-            if time.monotonic() > deadline:
-                raise CommError(f"{cfg.backend} measurement timed out after {cfg.timeout_s:.0f} s")
-    finally:
-        for p in pc.processes:          # only our own workers, by handle
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
+        result = ranks.wait(deadline_s=cfg.timeout_s, on_poll=drain)
+    except RankFailed as e:
+        raise CommError(f"{cfg.backend} measurement failed: {e}") from None
     drain()
     if result is None:
         raise CommError(f"{cfg.backend} measurement ended without a result")
-    return result | ({"concurrency": concurrency} if concurrency else {})
+    return result

@@ -2,15 +2,14 @@
 
 The efficiencies of a profile are relative to a GpuSpec's datasheet peaks, so the
 profiled device must be mapped to a known id of hw_profiles/gpus: "cpu" (the placeholder
-the executor's CPU runs are planned on) for the host, and for CUDA the id whose card
-torch.cuda.get_device_name names (memory size tells the 40 and 80 GB A100 apart).
+the executor's CPU runs are planned on) for the host, and for CUDA the id whose file's
+"device_names" match torch.cuda.get_device_name.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import platform
-import re
 import shlex
 import socket
 import subprocess
@@ -18,46 +17,15 @@ import sys
 
 from planner.cluster import default_intra
 from planner.errors import UsageError
-from planner.hardware import gpu_ids, load_gpu
-
-# (regex on the lower-cased CUDA device name, memory GiB bound or None, GPU id). First match
-# wins, so the more specific patterns (L40S before L40, L4) come first.
-_NAME_RULES: tuple[tuple[str, tuple[float, float] | None, str], ...] = (
-    (r"h100.*(pcie|nvl)", None, "h100-pcie-80gb"),
-    (r"h100", None, "h100-sxm5-80gb"),
-    (r"h200", None, "h200-sxm-141gb"),
-    (r"h800", None, "h800-sxm5-80gb"),
-    (r"\bh20\b", None, "h20"),
-    (r"b200", None, "b200"),
-    (r"a100.*pcie", None, "a100-pcie-80gb"),
-    (r"a100", (0, 48), "a100-sxm4-40gb"),
-    (r"a100", None, "a100-sxm4-80gb"),
-    (r"a800", None, "a800-sxm4-80gb"),
-    (r"l40s", None, "l40s"),
-    (r"\bl40\b", None, "l40"),
-    (r"\bl20\b", None, "l20"),
-    (r"\bl4\b", None, "l4"),
-    (r"\ba10\b", None, "a10"),
-    (r"rtx a6000", None, "rtx-a6000"),
-    (r"rtx a5000", None, "rtx-a5000"),
-    (r"4090", None, "rtx4090"),
-    (r"3090", None, "rtx3090"),
-    (r"2080 ?ti", None, "rtx2080ti"),
-    (r"\bt4\b", None, "t4"),
-    (r"v100", None, "v100-sxm2-32gb"),
-    (r"mi300x", None, "mi300x"),
-    (r"mi250x", None, "mi250x"),
-)
-
+from planner.hardware import HardwareError, gpu_id_for_device_name, gpu_ids, load_gpu
 
 def gpu_id_for_name(name: str, memory_gib: float | None = None) -> str:
-    """The hw_profiles/gpus id of a CUDA device name; UsageError if none fits."""
-    low = name.lower()
-    for pattern, mem, gid in _NAME_RULES:
-        if re.search(pattern, low) and (mem is None or memory_gib is None or mem[0] <= memory_gib < mem[1]):
-            return gid
-    raise UsageError(f"GPU '{name}' is not in hw_profiles/gpus; add a file for it or pass --gpu-id "
-                     f"(known: {', '.join(g for g in gpu_ids() if g != 'cpu')})")
+    """The hw_profiles/gpus id of a CUDA device name (the "device_names" of the GPU files,
+    planner.hardware.gpu_id_for_device_name, shared with the executor); UsageError if none fits."""
+    try:
+        return gpu_id_for_device_name(name, memory_gib, hint="pass --gpu-id")
+    except HardwareError as e:
+        raise UsageError(str(e)) from None
 
 
 def resolve_device(device: str | None) -> str:

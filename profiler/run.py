@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from planner.errors import UsageError
 from planner.hardware import link_ids, load_gpu
+from planner.limits import cores, cpu_rank_limit
 
 from . import fit
 from .comm import KINDS, CommConfig, CommError, measure_comm, total_steps
@@ -55,10 +56,16 @@ def _check(opts: ProfileOptions) -> tuple[str, str, str, int]:
     if bad:
         raise UsageError(f"collective {bad[0]!r}: known: {', '.join(KINDS)}")
     device = resolve_device(opts.device)
+    if device == "cpu" and opts.nproc > cpu_rank_limit():
+        raise UsageError(f"--nproc {opts.nproc}: at most {cpu_rank_limit()} processes on this machine's "
+                         f"{cores()} cores (max(8, 4 per core))")
     dtype = opts.dtype or ("fp32" if device == "cpu" else "bf16")
     if dtype not in TORCH_DTYPES or (dtype == "tf32" and device == "cpu"):
         ok = [d for d in TORCH_DTYPES if device == "cuda" or d != "tf32"]
-        raise UsageError(f"--dtype {dtype}: the profiler measures {', '.join(ok)} on {device}")
+        raise UsageError(f"--dtype {dtype}: accepted on {device} (what the profiler measures): {', '.join(ok)}")
+    if device == "cpu" and opts.gpu_id not in (None, "cpu"):
+        raise UsageError(f"--gpu-id {opts.gpu_id}: the CPU is profiled as GPU id cpu (--gpu-id names a CUDA "
+                         f"device torch does not recognise)")
     gpu_id = device_gpu_id(device, opts.gpu_id)
     threads = opts.threads or 1
     return device, gpu_id, dtype, threads
@@ -103,6 +110,20 @@ def comm_skip_reason(device: str, nproc: int) -> str | None:
     return None
 
 
+def _reference_peaks(samples: list[dict], peak: float, memory_bw: float) -> tuple[float, float]:
+    """The peaks the profile's efficiencies are fractions of: the GpuSpec's datasheet
+    values, raised to the fastest measured rate where the device beats them (the CPU
+    placeholder's peaks; caches, for memory-bound ops on small tensors), so that every
+    efficiency lies in (0, 1]. The samples' efficiencies are rescaled in place. The cost
+    model keeps the measured times: profile_io rescales by device.peak_flops / the spec's."""
+    top_c = max((s["eff"] for s in samples if s["class"] != "mem"), default=1.0)
+    top_m = max((s["eff"] for s in samples if s["class"] == "mem"), default=1.0)
+    k_c, k_m = max(1.0, top_c), max(1.0, top_m)
+    for s in samples:
+        s["eff"] /= k_m if s["class"] == "mem" else k_c
+    return peak * k_c, memory_bw * k_m
+
+
 def _compute_section(samples: list[dict], peak: float, memory_bw: float, launch_s: float) -> dict:
     curves = {}
     for cls in ("gemm", "conv", "attn", "mem"):
@@ -116,7 +137,9 @@ def _compute_section(samples: list[dict], peak: float, memory_bw: float, launch_
         # the parametric form is fitted to the same points the cost model uses, so that a
         # report compares like with like
         f = fit.fit_efficiency([p[0] for p in pts], [p[0] / (peak_c * p[1]) for p in pts], peak_c)
-        curves[cls] = {"e_max": _r(f["e_max"]), "t0_us": _r(f["t0_us"]), "fit_rms": _r(f["fit_rms"]),
+        # the fit's e_max is a summary (the cost model interpolates the points); a fit
+        # extrapolating past the fastest point must not claim more than the peak
+        curves[cls] = {"e_max": _r(min(f["e_max"], 1.0)), "t0_us": _r(f["t0_us"]), "fit_rms": _r(f["fit_rms"]),
                        "unit": "byte" if cls == "mem" else "FLOP",
                        "points": [[_r(s), _r(e)] for s, e in pts],
                        "samples": [{"op": s["op"], "shape": s["shape"], "size": s["size"],
@@ -162,7 +185,8 @@ def profile_machine(opts: ProfileOptions) -> dict:
         samples = measure_compute(comp_cfg, peak, bw, bar)
     finally:
         torch.set_num_threads(old_threads)
-    compute = _compute_section(samples, peak, bw, launch)
+    peak_ref, bw_ref = _reference_peaks(samples, peak, bw)
+    compute = _compute_section(samples, peak_ref, bw_ref, launch)
     comm: dict = {"link": link, "backend": comm_cfg.backend, "nproc": opts.nproc, "dtype": dtype}
     if skip:
         comm["skipped"] = skip
@@ -183,7 +207,8 @@ def profile_machine(opts: ProfileOptions) -> dict:
                       | {"preset": opts.preset, "nproc": opts.nproc},
         "device": {"kind": device, "gpu_id": gpu_id, "dtype": dtype,
                    "threads": threads if device == "cpu" else None,
-                   "peak_flops": peak, "memory_bw": bw},
+                   "peak_flops": peak_ref, "memory_bw": bw_ref, "datasheet_peak_flops": peak,
+                   "datasheet_memory_bw": bw},
         "compute": compute,
         "comm": comm,
     }

@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The planner's layers, bottom first; a module imports only from its layer or below.
 LAYERS = [
-    ("planner.errors", "planner.spec", "planner.timeline", "planner.memo"),
+    ("planner.errors", "planner.spec", "planner.timeline", "planner.memo", "planner.limits",
+     "planner.outfiles"),
     ("planner.strategies",),
     ("planner.plan",),
     ("planner.hardware", "planner.zoo", "planner.profile_io"),
-    ("planner.cluster", "planner.layout", "planner.legality"),
+    ("planner.cluster", "planner.layout", "planner.legality", "planner.inputs"),
     ("planner.cost",),
     ("planner.ilp",),
     ("planner.search", "planner.validate", "planner.calibrate"),

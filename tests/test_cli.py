@@ -111,7 +111,7 @@ def test_listings(command):
     (["plan", "--plan", "cfg=2 foo=4"], "unknown plan key 'foo'"),
     (["plan", "--intra", "pcie9"], "pcie9"),
     (["plan", "--height", "1000"], "height=1000"),
-    (["plan", "--steps", "many"], "invalid int value"),
+    (["plan", "--steps", "many"], "--steps many: must be an integer from 1 to 1000"),
     (["plan", "--dtype", "int4"], "--dtype int4"),
     (["validate", "--data", "/nonexistent.csv"], "cannot read"),
 ])

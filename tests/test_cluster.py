@@ -174,7 +174,10 @@ def test_link_override_latency():
     ('{"nodes": [{"intra": "pcie4"}]}', "'gpus'"),
     ('{"nodes": [{"gpus": "l40"}]}', "'gpus'"),
     ('{"nodes": [{"gpus": [4]}]}', "4"),
-    ('{"nodes": [{"gpus": {"l40": 0}}]}', "positive"),
+    ('{"nodes": [{"gpus": {"l40": 0}}]}', "must be an integer from 1 to 1024"),
+    ('{"nodes": [{"gpus": {"l40": 1000000000000}}]}', "from 1 to 1024"),   # was a MemoryError
+    ('{"nodes": [{"gpus": ["l40"]}], "name": 5}', "'name' must be a string"),
+    ("[" * 100000, "nested too deeply"),
     ('{"nodes": [{"gpus": ["l40"], "intra": "pcie9"}]}', "pcie9"),
     ('{"nodes": [{"gpus": ["l40"]}, {"gpus": ["l40"]}]}', "inter"),
     ('{"inter": "ib-xdr", "nodes": [{"gpus": ["l40"]}]}', "ib-xdr"),

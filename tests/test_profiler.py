@@ -101,7 +101,7 @@ def test_gpu_name_lookup():
 @pytest.mark.parametrize("argv,needle", [
     (["--nproc", "0"], "--nproc 0"), (["--dtype", "fp8"], "--dtype fp8"), (["--link", "warp"], "--link warp"),
     (["--threads", "0"], "--threads 0"), (["--out", "x.txt"], ".json"), (["--device", "tpu"], "--device tpu"),
-    (["--nproc", "two"], "invalid int value"),
+    (["--nproc", "two"], "--nproc two: must be an integer"),
 ])
 def test_bad_options_are_one_line_exit_2(argv, needle, capsys):
     try:

@@ -22,7 +22,7 @@ from planner.validate import RowResult, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "tests" / "data" / "cpu-profile.json"   # a real `cli.py profile --quick` output
-PLAN_KEYS = {"scenario", "cluster", "profile", "recommended", "plans", "seconds"}   # before reports
+PLAN_KEYS = {"scenario", "cluster", "profile", "recommended", "plans"}   # before reports ("seconds" only with --timings)
 
 
 def main(argv) -> tuple[int, str, str]:
@@ -172,7 +172,7 @@ def _bad_inputs(tmp_path):
     (tmp_path / "adir.html").mkdir()
     out = str(tmp_path / "out.html")
     return [
-        (["report", "chart", str(tmp_path / "run.json"), "--out", out], "report kind 'chart'"),
+        (["report", "chart", str(tmp_path / "run.json"), "--out", out], "report kind chart"),
         (["report", "run", str(tmp_path / "nothing.json"), "--out", out], "not found"),
         (["report", "run", str(tmp_path / "broken.json"), "--out", out], "not valid JSON"),
         (["report", "plan", str(tmp_path / "run.json"), "--out", out], "not a `plan --json` document"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..cluster import Cluster
+from ..cluster import Cluster, build_cluster
 from ..hardware import Profile
 from ..layout import Layout, layout_for
 from ..memo import per_object
@@ -66,15 +66,29 @@ def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Predict
         approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s)
 
 
+def serial_gpu(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> str:
+    """The GPU id "one GPU" means: the cluster's GPU, or on a mixed cluster its fastest for
+    this scenario (over rank 0's, a speed-up could exceed the GPU count)."""
+    if cluster.uniform:
+        return cluster.gpus[0].id
+    ids = sorted({g.id for g in cluster.gpus})
+    return min(ids, key=lambda g: serial_latency(model, sc, build_cluster(g, 1), profile))
+
+
 def serial_latency(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> float:
-    """One GPU (rank 0's) running the whole scenario: the speed-up reference (cached on
-    the model, planner/memo.py; the cluster is part of the key by identity)."""
+    """One GPU running the whole scenario: the speed-up reference (serial_gpu: on a mixed
+    cluster, its fastest GPU alone). Cached on the model (planner/memo.py; the cluster is
+    part of the key by identity)."""
     cache = per_object(model)
     key = ("serial_latency", sc, cluster, profile)
     if key not in cache:
-        eng = Engine(model, sc, cluster, profile, SERIAL, layout_for(SERIAL))
-        text_s, vae_s = _components(eng)
-        cache[key] = text_s + denoise(eng, False).total + vae_s
+        if cluster.uniform:
+            eng = Engine(model, sc, cluster, profile, SERIAL, layout_for(SERIAL))
+            text_s, vae_s = _components(eng)
+            cache[key] = text_s + denoise(eng, False).total + vae_s
+        else:
+            one = build_cluster(serial_gpu(model, sc, cluster, profile), 1)
+            cache[key] = serial_latency(model, sc, one, profile)
     return cache[key]
 
 

@@ -39,24 +39,30 @@ def render(kind: str, doc, out) -> None:
         from .validate import report_from_json
         report_from_json(doc, out)
     else:
+        from ..profile_io import check_profile
         from .profile import write_profile_report
+        check_profile(doc)         # the same checks as `plan --hw-profile` (HardwareError, one line)
         write_profile_report(doc, out)
 
 
 def cmd_report(args) -> int:
     from ..errors import read_json
     from .html import check_out_path
+    from ..limits import show
     if args.kind not in KINDS:
-        raise UsageError(f"report kind '{args.kind}': accepted: {', '.join(KINDS)}")
+        raise UsageError(f"report kind {show(args.kind)}: accepted: {', '.join(KINDS)}")
+    if not args.input.strip():
+        raise UsageError(f"input {show(args.input)}: give the JSON document to render")
     src = Path(args.input)
-    out = Path(args.out) if args.out else src.with_suffix(".html")
-    check_out_path(out, (".html", ".htm"), "report")
+    out = Path(args.out) if args.out is not None else src.with_suffix(".html")
+    check_out_path(args.out if args.out is not None else out, (".html", ".htm"), "report")
     if out.resolve() == src.resolve():
         raise UsageError(f"--out {out}: would overwrite the input")
     doc = read_json(src, str(src))
+    from ..errors import user_errors
     try:
         render(args.kind, doc, out)
-    except UsageError as e:     # name the input, unless the message is about the output
+    except user_errors() as e:     # name the input, unless the message is about the output
         raise UsageError(str(e) if str(e).startswith(str(out)) else f"{src}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         # a document that passed the shape checks but is wrong deeper down: still one line

@@ -9,11 +9,10 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
+from ..outfiles import check_out_path, write_atomic   # noqa: F401  (the reports' import point)
 
 # Qualitative colours shared by every report, so "compute" or "exact" look the same
 # in each of them (Plotly's default sequence, then more for many groups).
@@ -154,50 +153,6 @@ class Page:
 
     def write(self, path) -> Path:
         return write_atomic(path, self.render())
-
-
-def check_out_path(path, suffixes: tuple[str, ...], what: str) -> Path:
-    """Refuse, before any work, an output path that cannot be written: one line each."""
-    p = Path(path)
-    if p.suffix.lower() not in suffixes:
-        raise UsageError(f"{p}: the {what} is {suffixes[0][1:].upper()}; give a file name ending in {suffixes[0]}")
-    if p.is_dir():
-        raise UsageError(f"{p}: is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{p}: cannot write: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{p}: cannot write: no permission in {parent}")
-    return p
-
-
-def write_atomic(path, text: str) -> Path:
-    """Write text to path through a temporary file in the same directory and an atomic
-    rename: readers (a browser reloading, CI archiving) see the old file or the whole
-    new one, and an error midway (disk full, interrupt) leaves no partial file."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise UsageError(f"{p}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        # mkstemp creates 0600; a report is meant to be shared like any other output
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise UsageError(f"{p}: cannot write ({e.strerror or e})") from None
-        raise
-    return p
 
 
 def write_json_atomic(path, doc) -> Path:

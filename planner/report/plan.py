@@ -136,6 +136,8 @@ def pareto_figure(plans: list[dict], rec: str | None, capacity_gb: float | None,
 def _check(doc) -> None:
     if not isinstance(doc, dict) or not all(k in doc for k in ("scenario", "cluster", "plans")):
         raise UsageError("not a `plan --json` document (needs keys scenario, cluster and plans)")
+    if not isinstance(doc["plans"], list):
+        raise UsageError(f"not a `plan --json` document: 'plans' must be a list, got {type(doc['plans']).__name__}")
     for p in doc["plans"]:
         if not isinstance(p, dict) or not all(k in p for k in ("plan", "latency_s", "breakdown",
                                                                "memory_gb_per_gpu")):

@@ -124,14 +124,18 @@ class Strategy:
         return None
 
     def segment_errors(self, seg, plan: "Plan") -> list[str]:
-        """Why a step segment of `plan` that runs this strategy cannot stand where it is."""
+        """Why a step segment of `plan` that runs this strategy cannot stand where it is:
+        a window longer than its segment, or not opened out of the plan it must follow."""
+        errs = []
+        length = seg.plan.get(self.window_modifier) if self.window_modifier else None
+        if length is not None and length > seg.steps:
+            errs.append(f"schedule segment '{seg}': {self.key} {self.window_modifier}={length} must be at most the "
+                        f"segment's {seg.steps} step{'s' if seg.steps > 1 else ''}")
         before = self.entered_from(seg.plan)
-        if before is None:
-            return []
-        if seg.first == 1 or plan.plan_at(seg.first - 1) != before:
+        if before is not None and (seg.first == 1 or plan.plan_at(seg.first - 1) != before):
             where = "it cannot start at step 1" if seg.first == 1 else f"step {seg.first - 1} must run '{before}'"
-            return [f"schedule segment '{seg}': the {self.key} window opens out of '{before}', so {where}"]
-        return []
+            errs.append(f"schedule segment '{seg}': the {self.key} window opens out of '{before}', so {where}")
+        return errs
 
     # ---- search
     def cap(self, model: "ModelSpec", sc: "Scenario") -> int | None:
