@@ -171,18 +171,22 @@ def cmd_gpus(args) -> int:
 
 
 # ---------------------------------------------------------------- main
-# Commands that live beside the code they drive. Each module has
-# register(subparsers, common) where common gives add_scenario_args and build_inputs.
-COMMAND_MODULES: tuple[str, ...] = ("planner.plan_cli", "profiler.cli", "planner.validate_cli", "planner.report.cli",
-                                    "executor.cli")
+# Commands that live beside the code they drive: command -> module with
+# register(subparsers, common), where common gives add_scenario_args and build_inputs.
+COMMANDS: dict[str, str] = {"plan": "planner.plan_cli", "profile": "profiler.cli", "validate": "planner.validate_cli",
+                            "report": "planner.report.cli", "run": "executor.cli"}
+COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS.values())
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with a known `command`, only that command's module is imported
+    (plan, the main job, does not pay for the profiler's and the executor's imports)."""
     ap = OneLineParser(prog="cli.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", metavar="command", parser_class=OneLineParser)
     import importlib
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub, sys.modules[__name__])
+    for name, module in COMMANDS.items():
+        if command is None or command not in COMMANDS or name == command:
+            importlib.import_module(module).register(sub, sys.modules[__name__])
     m = sub.add_parser("models", help="list the known models")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
@@ -198,10 +202,9 @@ def main(argv=None) -> int:
     from planner.errors import user_errors
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        ap = parser()
         if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
             argv = ["plan"] + argv      # the main job is the default command
-        args = ap.parse_args(argv)
+        args = parser(argv[0]).parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:        # first: user_errors() imports modules the interrupt may have cut short
         print("error: interrupted", file=sys.stderr)

@@ -108,6 +108,22 @@ class Cluster:
     def uniform(self) -> bool:
         return len({g.id for g in self.gpus}) <= 1
 
+    def slowest(self, n: int, dtype: str) -> GpuSpec:
+        """The GPU of the first n ranks with the lowest peak at dtype (cached: 1,024-rank
+        searches ask for every plan)."""
+        key = ("slowest", n, dtype)
+        if key not in self._cache:
+            self._cache[key] = self.gpus[0] if self.uniform else \
+                min(self.gpus[:n], key=lambda g: g.peak(dtype))
+        return self._cache[key]
+
+    def smallest_memory(self, n: int) -> float:
+        """The smallest GPU memory (bytes) among the first n ranks (cached)."""
+        key = ("smallest_memory", n)
+        if key not in self._cache:
+            self._cache[key] = min(g.memory_bytes for g in self.gpus[:n])
+        return self._cache[key]
+
     def describe(self) -> str:
         runs = [(gid, len(list(grp))) for gid, grp in itertools.groupby(g.id for g in self.gpus)]
         spec = {g.id: g for g in self.gpus}

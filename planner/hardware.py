@@ -27,6 +27,13 @@ class HardwareError(UserError):
     """A hardware id or file that cannot be used; the message says what is accepted."""
 
 
+@functools.lru_cache(maxsize=256)
+def _as_dict(pairs: tuple) -> dict:
+    """A frozen spec's (key, value) pairs as a dict, built once per tuple (the cost model
+    looks peaks and link efficiencies up millions of times). Callers must not mutate it."""
+    return dict(pairs)
+
+
 @dataclass(frozen=True, slots=True)
 class EfficiencyCurve:
     """Fraction of peak reached against op size (FLOPs, or bytes for `mem`).
@@ -83,7 +90,7 @@ class GpuSpec:
     device_names: tuple[str, ...] = ()
 
     def peak(self, dtype: str) -> float:
-        table = dict(self.peak_flops)
+        table = _as_dict(self.peak_flops)
         for key in (dtype, "fp16" if dtype == "bf16" else "bf16", "fp32"):
             if key in table:
                 return table[key]
@@ -232,7 +239,7 @@ class Calibration:
     def link_efficiency(self, link_id: str, kind: str = "") -> float:
         """Fraction of the link file's bandwidth collectives reach; all-to-all may have
         its own entry "<link>/all_to_all"."""
-        eff = dict(self.coll_eff)
+        eff = _as_dict(self.coll_eff)
         if kind == "all_to_all" and f"{link_id}/all_to_all" in eff:
             return eff[f"{link_id}/all_to_all"]
         return eff.get(link_id, 1.0)

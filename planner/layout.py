@@ -12,6 +12,8 @@ import functools
 import itertools
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .plan import Plan
 from .strategies import XDIT_ORDER
 
@@ -40,15 +42,12 @@ class Layout:
         if dim not in sizes:
             g = tuple((r,) for r in range(self.ranks))
         else:
-            stride = 1
-            for k, s in self.sizes:
-                if k == dim:
-                    break
-                stride *= s
-            size = sizes[dim]
-            g = tuple(tuple(base + i * stride for i in range(size))
-                      for base in range(self.ranks)
-                      if (base // stride) % size == 0)
+            # rank = sum of coordinate x stride, the first dimension innermost: as an array
+            # indexed outermost-first, the groups of `dim` are its axis moved last, in
+            # ascending order of their first rank
+            axis = len(self.sizes) - 1 - self.order.index(dim)
+            ranks = np.arange(self.ranks).reshape([s for _, s in reversed(self.sizes)])
+            g = tuple(map(tuple, np.moveaxis(ranks, axis, -1).reshape(-1, sizes[dim]).tolist()))
         self._groups[dim] = g
         return g
 
@@ -58,6 +57,15 @@ class Layout:
         key = ("neighbours", dim, position)
         if key not in self._groups:
             self._groups[key] = tuple((g[position], g[(position + 1) % len(g)]) for g in self.groups(dim))
+        return self._groups[key]
+
+    def ring_pairs(self, dim: str) -> tuple[tuple[int, int], ...]:
+        """(rank, next rank in its group, cyclically) for every rank of the groups of `dim`
+        that have more than one rank: a ring of point-to-point sends, all groups at once."""
+        key = ("ring_pairs", dim)
+        if key not in self._groups:
+            self._groups[key] = tuple((g[i], g[(i + 1) % len(g)]) for g in self.groups(dim) if len(g) > 1
+                                      for i in range(len(g)))
         return self._groups[key]
 
     @staticmethod

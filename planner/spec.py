@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .memo import per_object
+
 if TYPE_CHECKING:  # pragma: no cover
     from .plan import Plan
 
@@ -213,9 +215,12 @@ class ModelSpec:
     def attention_heads(self) -> tuple[int, ...]:
         """Distinct head counts of the split stream's attention ops: Ulysses and tensor
         parallelism must divide each (text-only attention, e.g. attention pooling of the
-        prompt, runs whole on every rank)."""
-        return tuple(sorted({o.heads for b in self.blocks for o in b.ops
-                             if o.kind is OpKind.ATTN and not o.text}))
+        prompt, runs whole on every rank). Cached: legality asks for every plan."""
+        cache = per_object(self)
+        if "attention_heads" not in cache:
+            cache["attention_heads"] = tuple(sorted({o.heads for b in self.blocks for o in b.ops
+                                                     if o.kind is OpKind.ATTN and not o.text}))
+        return cache["attention_heads"]
 
     def latent_rows(self) -> int:
         """Rows of patches that sequence/patch strategies split: the latent rows after

@@ -63,6 +63,38 @@ def _flows(kind: str, group: tuple[int, ...]) -> tuple[list[tuple[int, int, floa
 
 
 def _pattern(cluster: Cluster, kind: str, groups: tuple[tuple[int, ...], ...]) -> _Pattern:
+    # Identical nodes, each running the same groups within itself (Ulysses, Ring, TP or an
+    # intra-node pipeline on 128 nodes): the nodes' flows share no edge and node k's edges
+    # mirror node 0's (Cluster.route), so node 0 alone gives the same loads, latency and
+    # bottlenecks, 1/nodes of the routing. Checked: node 0's routes must stay in node 0.
+    local = _node_zero_groups(cluster, groups)
+    if local is not None:
+        pat = _routed(cluster, kind, local, stay_in_node=True)
+        if pat is not None:
+            return pat
+    return _routed(cluster, kind, groups)
+
+
+def _node_zero_groups(cluster: Cluster, groups) -> tuple[tuple[int, ...], ...] | None:
+    """Node 0's groups when every group lies in one node and each node that holds groups
+    holds node 0's, shifted by its first rank, in the same order; else None."""
+    if not cluster.identical_nodes:
+        return None
+    per = cluster.n // cluster.nodes
+    by_node: dict[int, list[tuple[int, ...]]] = {}
+    for g in groups:
+        node = g[0] // per
+        base = node * per
+        if any(r // per != node for r in g):
+            return None
+        by_node.setdefault(node, []).append(tuple(r - base for r in g))
+    zero = by_node.get(0)
+    if zero is None or len(by_node) < 2 or any(v != zero for v in by_node.values()):
+        return None
+    return tuple(zero)
+
+
+def _routed(cluster: Cluster, kind: str, groups, stay_in_node: bool = False) -> _Pattern | None:
     loads: dict[tuple[str, str], float] = defaultdict(float)
     latency, nmax = 0.0, 0
     for group in groups:
@@ -79,6 +111,8 @@ def _pattern(cluster: Cluster, kind: str, groups: tuple[tuple[int, ...], ...]) -
             for e in edges:
                 loads[e] += coef
         latency = max(latency, steps * hop)
+    if stay_in_node and any(cluster.graph.nodes[v].get("node") != 0 for e in loads for v in e):
+        return None
     per_link: dict[str, float] = {}
     for e, coef in loads.items():
         d = cluster.graph.edges[e]

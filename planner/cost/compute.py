@@ -95,6 +95,22 @@ def block_classes(model: ModelSpec) -> tuple[int, ...]:
     return cache["block_classes"]
 
 
+def block_params(model: ModelSpec) -> np.ndarray:
+    """Parameters of each block (exact integers as floats), once per model."""
+    cache = per_object(model)
+    if "block_params" not in cache:
+        cache["block_params"] = np.array([float(b.params) for b in model.blocks])
+    return cache["block_params"]
+
+
+def block_stream_elems(model: ModelSpec) -> np.ndarray:
+    """Elements each block hands on per sample: its output plus the live long skips."""
+    cache = per_object(model)
+    if "block_stream" not in cache:
+        cache["block_stream"] = np.array([float(b.tokens * b.hidden + b.skip_elems) for b in model.blocks])
+    return cache["block_stream"]
+
+
 def component_table(stage: Component) -> OpTable:
     return _cached(stage, lambda: _table([stage.ops]))
 

@@ -89,6 +89,20 @@ class BlockCosts:
         return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum())
 
 
+def moving_pairs(cluster: Cluster, pairs) -> tuple[tuple[int, int], ...]:
+    """The (src, dst) pairs with src != dst (a rank sending to itself moves nothing), found
+    once per tuple of pairs (kept by identity on the cluster, like the load patterns: a
+    Layout's pairs live as long as the search)."""
+    seen = cluster._cache.setdefault("moving_pairs", {})
+    hit = seen.get(id(pairs))
+    if hit is not None and hit[0] is pairs:
+        return hit[1]
+    live = tuple((a, b) for a, b in pairs if a != b)
+    if isinstance(pairs, tuple):
+        seen[id(pairs)] = (pairs, live)
+    return live
+
+
 class Engine:
     def __init__(self, model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile,
                  plan: Plan, layout: Layout, solvers: Solvers = EXACT):
@@ -101,9 +115,7 @@ class Engine:
             shard = shard * STRATEGIES[key].shard(d, plan)
         self.local = Local(batch=samples_per_rank(plan, sc.branches), shard=shard, elem=sc.elem_bytes,
                            tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:])
-        ranks = range(plan.gpus)
-        self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
-                                key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
+        self.gpu: GpuSpec = cluster.slowest(plan.gpus, sc.dtype)   # the slowest rank sets the pace
         self._costs: dict = {}
         self._comm: dict = {}       # comm_time memo (layout-dependent: copies with another layout reset it)
         # on mixed GPUs a layer-wise sequence/patch split gives each rank rows in
@@ -124,6 +136,8 @@ class Engine:
         groups = self.layout.groups(key)
         gpus = self.cluster.gpus
         size = len(groups[0])
+        if self.cluster.uniform:
+            return [self] * size
         per_stage = [min((gpus[g[s]] for g in groups), key=lambda x: x.peak(self.sc.dtype)) for s in range(size)]
         if len({g.id for g in per_stage}) <= 1:
             return [self] * size
@@ -163,12 +177,10 @@ class Engine:
         key = (c.kind, c.dim, c.nbytes)
         t = self._comm.get(key)
         if t is None:
-            groups = self.layout.groups(c.dim)
             if c.kind == "p2p":   # within a group: every rank sends to its ring neighbour at once
-                pairs = [(g[i], g[(i + 1) % len(g)]) for g in groups if len(g) > 1 for i in range(len(g))]
-                t = self.p2p_time(pairs, c.nbytes)
+                t = self.p2p_time(self.layout.ring_pairs(c.dim), c.nbytes)
             else:
-                t = collective_time(self.cluster, c.kind, groups, c.nbytes, self.profile)
+                t = collective_time(self.cluster, c.kind, self.layout.groups(c.dim), c.nbytes, self.profile)
             self._comm[key] = t
         return c.count * t
 
@@ -187,8 +199,7 @@ class Engine:
         key = ("p2p", id(pairs), nbytes)
         hit = self._comm.get(key)
         if hit is None or hit[0] is not pairs:
-            live = pairs if isinstance(pairs, tuple) and all(a != b for a, b in pairs) else \
-                tuple((a, b) for a, b in pairs if a != b)
+            live = moving_pairs(self.cluster, pairs)
             t = collective_time(self.cluster, "p2p", live, nbytes, self.profile) if live else 0.0
             hit = self._comm[key] = (pairs, t)
         return hit[1]

@@ -51,11 +51,11 @@ def memory(eng, rank_blocks) -> MemoryBreakdown:
     worst = None
     for sl in slices:
         blocks = model.blocks[sl]
-        weights = sum(b.params for b in blocks) * local.elem / tsplit
+        weights = float(compute.block_params(model)[sl].sum()) * local.elem / tsplit
         ops = slice(int(t.block_starts[sl.start]),
                     int(t.block_starts[sl.stop]) if sl.stop < len(model.blocks) else len(t.kind))
         act = compute.activation_peak(t, local.shard, local.tp, local.batch, local.elem, ops)
-        stream = max((b.tokens * b.hidden + b.skip_elems) / local.sp for b in blocks) * local.batch * local.elem
+        stream = float(compute.block_stream_elems(model)[sl].max()) / local.sp * local.batch * local.elem
         buffers = sum(STRATEGIES[k].buffer_bytes(d, plan, blocks, local) for k, d in plan.degrees)
         m = MemoryBreakdown(weights=weights, activations=act + stream, buffers=buffers)
         if worst is None or m.total() > worst.total():
@@ -80,14 +80,20 @@ def stage_caps(eng, key: str, parts: int):
     are safe."""
     model, plan, local, sc = eng.model, eng.plan, eng.local, eng.sc
     tsplit = weight_split(plan)
-    weights = np.array([b.params * local.elem / tsplit for b in model.blocks])
-    buffers = np.array([sum(STRATEGIES[k].buffer_bytes(d, plan, [b], local) for k, d in plan.degrees)
-                        for b in model.blocks])
+    weights = compute.block_params(model) * local.elem / tsplit
+    per_class: dict[int, float] = {}     # blocks of one class (compute.block_classes) buffer alike
+    for c in set(compute.block_classes(model)):
+        b = model.blocks[c]
+        per_class[c] = sum(STRATEGIES[k].buffer_bytes(d, plan, [b], local) for k, d in plan.degrees)
+    buffers = np.array([per_class[c] for c in compute.block_classes(model)])
     whole = memory(eng, None)
     fixed = whole.text_encoders + whole.runtime + model.vae_decoder.params * local.elem
     vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem)
-    groups = eng.layout.groups(key)
     gpus = eng.cluster.gpus
-    cap = np.array([min(gpus[g[s]].memory_bytes for g in groups) for s in range(parts)], dtype=float)
+    if eng.cluster.uniform:
+        cap = np.full(parts, float(gpus[0].memory_bytes))
+    else:
+        groups = eng.layout.groups(key)
+        cap = np.array([min(gpus[g[s]].memory_bytes for g in groups) for s in range(parts)], dtype=float)
     caps = np.vstack([cap - fixed - whole.activations, cap - fixed - vae_act])
     return np.vstack([weights + buffers, weights]), caps
