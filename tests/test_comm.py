@@ -148,3 +148,33 @@ def test_warm_call_is_fast():
     per_call = min(timeit.repeat(lambda: collective_time(c, "all_to_all", groups, 1e6, P),
                                  number=2000, repeat=3)) / 2000
     assert per_call < 50e-6        # a few microseconds normally; loose for slow CI machines
+
+
+@pytest.mark.parametrize("gpu, intra", [("l40", "pcie4-2socket"), ("h100-sxm5-80gb", "nvswitch")])
+def test_node_zero_shortcut_equals_routing_every_node(gpu, intra):
+    """Identical nodes running the same groups each are routed from node 0 alone
+    (comm._pattern); the result must equal routing every node's flows."""
+    from planner.cost import comm
+    from planner.layout import Layout
+    cluster = build_cluster(gpu, 32, nodes=4, intra=intra, inter="ib-ndr")
+    cases = 0
+    for sizes in [(("ulysses", 4), ("dp", 8)), (("ring", 2), ("ulysses", 4), ("cfg", 4)),
+                  (("tp", 8), ("dp", 4)), (("cfg", 2), ("pipefusion", 4), ("dp", 4))]:
+        layout = Layout(sizes)
+        for dim, _ in sizes:
+            groups = layout.groups(dim)
+            for kind in KINDS:
+                if kind == "p2p":
+                    groups_k = layout.ring_pairs(dim)
+                    if not groups_k:
+                        continue
+                else:
+                    groups_k = groups
+                shortcut = comm._node_zero_groups(cluster, groups_k)
+                cases += shortcut is not None
+                assert comm._pattern(cluster, kind, groups_k) == comm._routed(cluster, kind, groups_k), \
+                    (sizes, dim, kind)
+    assert cases > 0      # the shortcut was taken somewhere
+    # ranks that differ across nodes take the full routing
+    assert comm._node_zero_groups(cluster, ((0, 1), (8, 10))) is None
+    assert comm._node_zero_groups(cluster, ((0, 8),)) is None
