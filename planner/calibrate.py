@@ -70,29 +70,86 @@ def _prior() -> Calibration:
     return Calibration()
 
 
+def row_parameters(r: dict) -> set[str]:
+    """The parameters one row exercises (empty for a row validate cannot use)."""
+    try:
+        plan, model, sc, cluster = row_inputs(r)
+    except Exception:   # unusable rows are reported by validate, not fitted
+        return set()
+    names: set[str] = set()
+    fam = cluster.gpus[0].family
+    names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if _flops_share(model, c) >= MIN_SHARE)
+    names.add("launch/compiled" if sc.compiled else "launch/eager")
+    names.add("step/compiled" if sc.compiled else "step/eager")
+    if sc.compiled:
+        names.add("compiled_mem")
+    if cluster.n > 1 and not plan.is_serial:
+        links = {d["link"] for _, _, d in cluster.graph.edges(data=True)}
+        links -= {"ethernet", "ib-hdr", "ib-ndr", "roce"} if cluster.nodes == 1 else set()
+        names.update(f"link/{l}" for l in links)
+        if any("all_to_all" in STRATEGIES[k].collectives for p in plan.plans() for k in p.keys):
+            names.update(f"link/{l}/all_to_all" for l in links)
+        if any(STRATEGIES[k].overlaps_compute for p in plan.plans() for k in p.keys):
+            names.add("overlap")
+    return names
+
+
 def active_parameters(rows: list[dict]) -> list[str]:
     """Parameters some row exercises (see the module docstring)."""
-    names: set[str] = set()
-    for r in rows:
-        try:
-            plan, model, sc, cluster = row_inputs(r)
-        except Exception:   # unusable rows are reported by validate, not fitted
-            continue
-        fam = cluster.gpus[0].family
-        names.update(f"eff/{fam}/{c}" for c in COMPUTE_CLASSES if _flops_share(model, c) >= MIN_SHARE)
-        names.add("launch/compiled" if sc.compiled else "launch/eager")
-        names.add("step/compiled" if sc.compiled else "step/eager")
-        if sc.compiled:
-            names.add("compiled_mem")
-        if cluster.n > 1 and not plan.is_serial:
-            links = {d["link"] for _, _, d in cluster.graph.edges(data=True)}
-            links -= {"ethernet", "ib-hdr", "ib-ndr", "roce"} if cluster.nodes == 1 else set()
-            names.update(f"link/{l}" for l in links)
-            if any("all_to_all" in STRATEGIES[k].collectives for p in plan.plans() for k in p.keys):
-                names.update(f"link/{l}/all_to_all" for l in links)
-            if any(STRATEGIES[k].overlaps_compute for p in plan.plans() for k in p.keys):
-                names.add("overlap")
-    return sorted(names)
+    return sorted(set().union(*(row_parameters(r) for r in rows)))
+
+
+def _grouped_jacobian(fun, sparsity: np.ndarray, highs: np.ndarray, step: float):
+    """Forward-difference Jacobian that perturbs at once every parameter of a group whose
+    members share no residual (Curtis-Powell-Reid column grouping), with scipy's relative
+    step (step x max(1, |x|)), stepping back where the upper bound is near.
+    fun(x, mask) evaluates only the residuals in `mask` (the rows the group can move)."""
+    groups: list[list[int]] = []
+    used: list[np.ndarray] = []
+    for j in range(sparsity.shape[1]):
+        for g, rows in zip(groups, used):
+            if not (rows & sparsity[:, j]).any():
+                g.append(j)
+                rows |= sparsity[:, j]
+                break
+        else:
+            groups.append([j])
+            used.append(sparsity[:, j].copy())
+    memo: dict = {}
+
+    def jac(x):
+        key = x.tobytes()
+        f0 = memo[key] if key in memo else fun(x)
+        memo.clear()
+        out = np.zeros((sparsity.shape[0], len(x)))
+        for g in groups:
+            h = np.zeros(len(x))
+            for j in g:
+                h[j] = step * max(1.0, abs(x[j]))
+                if x[j] + h[j] > highs[j]:
+                    h[j] = -h[j]
+            rows_g = np.any(sparsity[:, g], axis=1)
+            f1 = np.zeros(len(f0))
+            f1[rows_g] = fun(x + h, rows_g)
+            for j in g:
+                rows = sparsity[:, j]
+                out[rows, j] = (f1[rows] - f0[rows]) / h[j]
+        return out
+    jac.remember = lambda x, f: memo.__setitem__(x.tobytes(), f)
+    return jac
+
+
+def _sparsity(rows: list[dict], names: list[str]) -> np.ndarray:
+    """Which residual (row) each parameter can move: least_squares perturbs parameters
+    that share no row together, so a Jacobian costs a few evaluations, not one per
+    parameter. A row's serial reference is not part of its residual, so this is exact."""
+    col = {n: j for j, n in enumerate(names)}
+    out = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, r in enumerate(rows):
+        for n in row_parameters(r):
+            if n in col:
+                out[i, col[n]] = True
+    return out
 
 
 def calibration_from(values: dict[str, float], base: Calibration | None = None) -> Calibration:
@@ -149,13 +206,20 @@ def fit(rows: list[dict], x0: dict[str, float] | None = None, max_nfev: int = 60
     x_start = np.array([math.log(x0[n]) if x0 and n in x0 else s for n, s in zip(names, starts)])
     x_start = np.clip(x_start, np.array(lows) + 1e-6, np.array(highs) - 1e-6)
 
-    def residuals(x):
+    def residuals(x, mask=None):
         cal = calibration_from(dict(zip(names, np.exp(x))))
-        res = evaluate(rows, Profile(calibration=cal, name="fit"))
+        use = rows if mask is None else [r for r, m in zip(rows, mask) if m]
+        res = evaluate(use, Profile(calibration=cal, name="fit"))
         return np.array([math.log(r.predicted_s / r.measured_s) if r.predicted_s else 0.0 for r in res])
 
-    sol = least_squares(residuals, x_start, bounds=(lows, highs), loss="soft_l1", f_scale=0.1,
-                        diff_step=0.05, max_nfev=max_nfev)
+    def remembered(x):
+        f = residuals(x)
+        jac.remember(x, f)
+        return f
+
+    jac = _grouped_jacobian(residuals, _sparsity(rows, names), np.array(highs), step=0.05)
+    sol = least_squares(remembered, x_start, jac=jac, bounds=(lows, highs), loss="soft_l1", f_scale=0.1,
+                        max_nfev=max_nfev)
     values = dict(zip(names, (float(v) for v in np.exp(sol.x))))
     return Fit(names, values, calibration_from(values), len(rows), float(sol.cost))
 
