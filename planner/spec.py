@@ -187,6 +187,27 @@ class ModelFacts:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SplitConvention:
+    """How the engines that run a denoiser class cut it (planner/legality.py, the caps).
+
+    seq: how a sequence / patch split cuts the image (video) stream:
+      "frame_rows": whole patch rows of every frame; rows per frame % slices == 0 (xDiT's
+          image DiTs and CogVideoX/Latte reshape with the local height, DistriFusion's patches);
+      "tokens": equal chunks of the flattened token sequence; tokens % slices == 0
+          (xDiT's HunyuanVideo path, diffusers context parallelism);
+      "anything": uneven chunks (cache-dit / diffusers ulysses_anything): no rule, the
+          largest shard sets the pace.
+    heads: "even" (heads % degree: yunchang's reshape, Megatron TP) or "uneven" (the
+      remainder heads go to the first ranks: distrifuser's DistriAttentionTP).
+    Costs take the largest shard (ceil) on every split, so uneven splits pay their padding.
+    """
+
+    seq: str = "frame_rows"
+    heads: str = "even"
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class ModelSpec:
     """A model built for one scenario's resolution, frames and text length."""
@@ -197,6 +218,7 @@ class ModelSpec:
     vae_decoder: Component
     latent_shape: tuple[int, int, int, int]   # (channels, frames, height, width) of the latent
     tokens: int                               # longest self-attention sequence (image/video stream)
+    split: SplitConvention = SplitConvention()
 
     @property
     def id(self) -> str:
@@ -216,6 +238,15 @@ class ModelSpec:
         prompt, runs whole on every rank)."""
         return tuple(sorted({o.heads for b in self.blocks for o in b.ops
                              if o.kind is OpKind.ATTN and not o.text}))
+
+    def frame_rows(self) -> int:
+        """Rows of patches of one latent frame."""
+        return self.latent_shape[2] // self.facts.patch
+
+    def stream_tokens(self) -> int:
+        """Tokens of the image/video stream (frames x rows x columns of patches)."""
+        p = self.facts.patch
+        return self.latent_shape[1] * (self.latent_shape[2] // p) * (self.latent_shape[3] // p)
 
     def latent_rows(self) -> int:
         """Rows of patches that sequence/patch strategies split: the latent rows after

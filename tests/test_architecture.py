@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The planner's layers, bottom first; a module imports only from its layer or below.
 LAYERS = [
-    ("planner.errors", "planner.spec", "planner.timeline", "planner.memo"),
+    ("planner.errors", "planner.spec", "planner.timeline", "planner.memo", "planner.conventions"),
     ("planner.strategies",),
     ("planner.plan",),
     ("planner.hardware", "planner.zoo", "planner.profile_io"),

@@ -105,32 +105,34 @@ def local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
 
 
 def _local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
+    # Every split is costed at its largest shard (ceil): an uneven split (remainder heads,
+    # ulysses_anything, a pooled row every rank computes whole) waits for its slowest rank.
     seq = np.where(t.text, 1.0, shard.seq)
     col = t.role == 1
     row = t.role == 2
-    fin = np.where(row, t.in_f / tp, t.in_f)
-    fout = np.where(col, t.out_f / tp, t.out_f)
-    tok = t.tokens / seq
+    fin = np.where(row, np.ceil(t.in_f / tp), t.in_f)
+    fout = np.where(col, np.ceil(t.out_f / tp), t.out_f)
+    tok = np.ceil(t.tokens / seq)
     k = t.kind
 
     # GEMM and conv (implicit GEMM): 2 * positions * Cin * Cout * taps. Ops with params=0
     # reuse another op's weights (the text-stream copy of a shared layer): no second read.
     weights = fin * fout * t.taps
     mm_flops = 2.0 * tok * weights * batch
-    mm_bytes = elem * (batch * (t.in_tokens / seq * fin + tok * fout) + np.where(t.params > 0, weights, 0.0))
+    mm_bytes = elem * (batch * (np.ceil(t.in_tokens / seq) * fin + tok * fout) + np.where(t.params > 0, weights, 0.0))
 
     # attention: queries of the split stream (+ joint text queries) against keys
     textual = t.text
-    q = np.where(textual, t.tokens, t.tokens / shard.q) + t.q_ctx
-    kv = np.where(textual, t.kv, t.kv / shard.kv) + t.ctx
-    heads = np.where(textual, t.heads / tp, t.heads / shard.heads)
-    groups = np.where(textual, t.groups, t.groups / shard.groups)
+    q = np.where(textual, t.tokens, np.ceil(t.tokens / shard.q)) + t.q_ctx
+    kv = np.where(textual, t.kv, np.ceil(t.kv / shard.kv)) + t.ctx
+    heads = np.ceil(np.where(textual, t.heads / tp, t.heads / shard.heads))
+    groups = np.where(textual, t.groups, np.ceil(t.groups / shard.groups))
     hd = groups * heads * t.head_dim * batch
     at_flops = 4.0 * hd * q * kv
     at_bytes = elem * hd * 2.0 * (q + kv)
 
     # norms and elementwise ops: bandwidth bound
-    width = np.where(t.role > 0, t.width / tp, t.width)
+    width = np.where(t.role > 0, np.ceil(t.width / tp), t.width)
     mem_bytes = elem * tok * width * t.tensors * batch
     mem_flops = np.where(k == 3, 5.0, 1.0) * tok * width * batch
 

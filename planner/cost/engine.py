@@ -100,7 +100,8 @@ class Engine:
         for key, d in plan.degrees:
             shard = shard * STRATEGIES[key].shard(d, plan)
         self.local = Local(batch=samples_per_rank(plan, sc.branches), shard=shard, elem=sc.elem_bytes,
-                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:])
+                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:],
+                           frame_split=model.split.seq == "frame_rows")
         ranks = range(plan.gpus)
         self.gpu: GpuSpec = max((cluster.gpus[r] for r in ranks),
                                 key=lambda g: -g.peak(sc.dtype))   # the slowest rank sets the pace
@@ -218,7 +219,8 @@ class Engine:
         local = self.local
         if shard is not None or batch is not None:
             local = Local(batch=batch if batch is not None else local.batch, shard=shard or local.shard,
-                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq, latent=local.latent)
+                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq, latent=local.latent,
+                          frame_split=local.frame_split)
         key = (local, keys)
         if key in self._costs:
             return self._costs[key]

@@ -215,6 +215,9 @@ class Local:
     tp: int = 1           # tensor-parallel degree (features and heads)
     sp: int = 1           # sequence split of the image stream (ulysses x ring x patches)
     latent: tuple[int, int, int] = (1, 1, 1)   # latent frames, rows, columns (conv halos)
+    # the sequence split cuts every frame by rows (SplitConvention "frame_rows"), so a rank
+    # holds all frames of its rows: temporal attention (Latte) needs nothing from the others
+    frame_split: bool = True
 
 
 # ---------------------------------------------------------------- shared byte counts

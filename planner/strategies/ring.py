@@ -30,6 +30,12 @@ class Ring(Strategy):
         ops = block.self_attn_ops()
         if not ops:
             return spatial_comms(self.key, block, local, BLOCKING)
+        if block.kind == "temporal" and local.frame_split:
+            # each rank holds every frame of its rows, so temporal attention is rank-local:
+            # xDiT skips its long-context attention there (xFuserAttnProcessor2_0 with
+            # latte_temporal_attention, set for temporal_transformer_blocks' attn1 in
+            # models/base_model.py _wrap_layers)
+            return []
         u = plan.degree("ulysses")
         # one K/V block: this rank's token slice, for its Ulysses head shard
         kv = sum(2 * op.groups * op.kv_tokens / local.shard.seq * u * op.heads / (local.tp * u) * op.head_dim

@@ -23,11 +23,14 @@ class Ulysses(Strategy):
 
     def check(self, d, plan, model, sc):
         errs = []
+        if model.split.seq == "anything":    # ulysses_anything pads the heads (ceil costed)
+            return errs
         heads_div = d * plan.degree("tp")
         bad = [h for h in model.attention_heads() if h % heads_div]
         if bad:
             errs.append(f"ulysses={d}{' x tp=' + str(plan.degree('tp')) if plan.degree('tp') > 1 else ''} "
-                        f"must divide the attention head counts {list(model.attention_heads())} of {model.id}")
+                        f"must divide the attention head counts {list(model.attention_heads())} of {model.id} "
+                        f"(yunchang all_to_all_4D gives each rank heads // ulysses)")
         return errs
 
     def shard(self, d, plan):
@@ -37,6 +40,12 @@ class Ulysses(Strategy):
         ops = block.self_attn_ops()
         if not ops:
             return spatial_comms(self.key, block, local, BLOCKING)
+        if block.kind == "temporal" and local.frame_split:
+            # each rank holds every frame of its rows, so temporal attention is rank-local:
+            # xDiT skips its long-context attention there (xFuserAttnProcessor2_0 with
+            # latte_temporal_attention, set for temporal_transformer_blocks' attn1 in
+            # models/base_model.py _wrap_layers)
+            return []
         # each all-to-all moves this rank's token slice of one Q/K/V/O tensor (all its heads)
         per = sum(op.groups * op.tokens / local.shard.seq * op.heads / local.tp * op.head_dim
                   for op in ops) * local.batch * local.elem
