@@ -59,6 +59,9 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
                    help="bf16 | fp16 | fp32 (default bf16, or the dtype a --hw-profile was measured in)")
     g.add_argument("--scope", default="pipeline", help="pipeline (text encoders + denoise + VAE) | denoise")
     g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
+    g.add_argument("--vae-tiling", action="store_true", help="decode the VAE in spatial tiles (vae.enable_tiling())")
+    g.add_argument("--cpu-offload", action="store_true",
+                   help="one pipeline component on the GPU at a time (enable_model_cpu_offload())")
     c = p.add_argument_group("cluster")
     c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT['gpu']}; see `cli.py gpus`)")
     c.add_argument("--gpus", type=int, default=None, help=f"total GPUs (default {DEFAULT['gpus']})")
@@ -98,7 +101,8 @@ def build_inputs(args):
                   width=args.width or facts.default_width, frames=args.frames or facts.default_frames,
                   steps=args.steps or facts.default_steps, batch=args.batch,
                   cfg=facts.cfg_default and not args.no_cfg, text_tokens=args.text_tokens,
-                  dtype=args.dtype, scope=args.scope, compiled=args.compiled)
+                  dtype=args.dtype, scope=args.scope, compiled=args.compiled,
+                  vae_tiling=getattr(args, "vae_tiling", False), cpu_offload=getattr(args, "cpu_offload", False))
     try:
         model = (local.build if local else functools.partial(zoo.build, model_id))(
             sc.height, sc.width, sc.frames, sc.text_tokens)

@@ -206,6 +206,9 @@ def _pcie_link(g: GpuSpec, slot_gen: int | None) -> str:
 
 
 def _default_sockets(intra: str, count: int) -> tuple[int, ...]:
+    # Tried for issue 14: filling socket 0 first (6 GPUs as 4 + 2, as CUDA_VISIBLE_DEVICES=0-5
+    # would on an 8-GPU box) fixes xDiT's CogVideoX u2r3 rows but breaks its ulysses=3 rows
+    # (then +100%), so the published 6-GPU runs look split 3 + 3; the even split stays.
     if intra == "pcie4-2socket" and count > 4:
         return ((count + 1) // 2, count // 2)
     return (count,)

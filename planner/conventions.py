@@ -18,6 +18,9 @@ class SourceRule:
     scope: str | None          # denoise | pipeline | None (the rule says nothing)
     compiled: bool | None
     why: str
+    # images with a side above this many pixels were timed without the VAE decode (the
+    # harness switches to latent output where the decode would not fit)
+    latent_above_px: int | None = None
 
 
 RULES: tuple[SourceRule, ...] = (
@@ -29,8 +32,11 @@ RULES: tuple[SourceRule, ...] = (
     # examples/flux_example.py @0058bb0 starts its timer right before pipe(...) and stops it
     # after; output_type defaults to "pil" (xfuser/config/args.py @045d2f9): prompt encoding
     # and VAE decode are inside. Warm-up (prepare_run) is outside.
+    # Above 2048px the plain Flux VAE runs out of memory (flux.md), and examples/run.sh
+    # times high-resolution images with --output_type latent.
     SourceRule("xDiT docs performance/flux.md", "pipeline", False,
-               "xDiT examples/flux_example.py times the whole pipe() call, output_type pil"),
+               "xDiT examples/flux_example.py times the whole pipe() call, output_type pil "
+               "(latent above 2048px: flux.md's VAE OOM, examples/run.sh)", latent_above_px=2048),
     # examples/latte_example.py @0058bb0 times pipe(..., output_type="pt"): decode inside
     SourceRule("xDiT docs performance/latte.md", "pipeline", False,
                "xDiT examples/latte_example.py times pipe() with output_type pt (VAE decode inside)"),
@@ -53,10 +59,12 @@ RULES: tuple[SourceRule, ...] = (
                "xDiT harness (--output_type latent); same 1xL40 latency as the xDiT PixArt chart"),
     SourceRule("PipeFusion legacy repo", "denoise", False,
                "legacy PipeFusion scripts/pixart_example.py: --output_type defaults to latent"),
-    # DistriFusion: PyTorch 2.2 + CUDA Graph; the distrifuser README latency command uses
-    # --output_type latent (the data README and the rows' notes)
-    SourceRule("DistriFusion", "denoise", True,
-               "distrifuser: CUDA Graph, latency command with --output_type latent"),
+    # DistriFusion: the distrifuser README latency command uses --output_type latent; its own
+    # rows state compile=1 (PyTorch 2.2 + CUDA Graph). compile is blank only on the
+    # ParaDiGMS baseline rows, which run diffusers' ParaDiGMS pipeline: eager.
+    SourceRule("DistriFusion", "denoise", False,
+               "distrifuser latency command: --output_type latent; blank compile only on the ParaDiGMS "
+               "baseline (diffusers' eager pipeline)"),
     # AsyncDiff's examples time the whole eager pipeline call (the data README)
     SourceRule("AsyncDiff", "pipeline", False, "AsyncDiff examples time the eager pipeline call"),
 )
@@ -84,6 +92,13 @@ def resolve(row: dict) -> Convention:
     scope_txt = row.get("scope", "").strip()
     comp_txt = row.get("compile", "").strip()
     scope = scope_txt or rule.scope or FALLBACK.scope
+    if not scope_txt and rule.latent_above_px is not None:
+        try:
+            side = max(int(float(row.get("height", 0))), int(float(row.get("width", 0))))
+        except ValueError:
+            side = 0
+        if side > rule.latent_above_px:
+            scope = "denoise"
     if comp_txt:
         compiled = comp_txt == "1"
     else:

@@ -158,6 +158,12 @@ class Component:
     name: str
     ops: tuple[Op, ...]
     params: int
+    # VAE decoders: the decode runs `tiles` sequential tiles that its ops list merged (so
+    # one tile is live at a time), and spatial tiles of tile_px every stride_px pixels
+    # when tiling is enabled (diffusers enable_tiling; 0: the class has none)
+    tiles: int = 1
+    tile_px: int = 0
+    stride_px: int = 0
 
     def flops(self) -> float:
         return sum(o.flops() for o in self.ops if o.kind in COMPUTE_KINDS)
@@ -208,6 +214,19 @@ class SplitConvention:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class EagerInventory:
+    """What eager PyTorch runs beyond the zoo's fused op list, measured on the real class
+    (tools/eager_inventory.py -> planner/zoo/configs/<id>/eager.json): kernels launched
+    per zoo op, and the factor on the memory-bound (norm/elementwise) bytes: fp32 upcasts
+    of norm and RoPE chains, unfused modulation, contiguous copies. torch.compile fuses
+    them back (the zoo's count; Calibration.compiled_mem_factor for the traffic left)."""
+
+    kernels_per_op: float = 1.0
+    mem_factor: float = 1.0
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class ModelSpec:
     """A model built for one scenario's resolution, frames and text length."""
@@ -219,6 +238,7 @@ class ModelSpec:
     latent_shape: tuple[int, int, int, int]   # (channels, frames, height, width) of the latent
     tokens: int                               # longest self-attention sequence (image/video stream)
     split: SplitConvention = SplitConvention()
+    eager: EagerInventory = EagerInventory()
 
     @property
     def id(self) -> str:
@@ -277,6 +297,8 @@ class Scenario:
     dtype: str = "bf16"
     scope: str = "pipeline"       # pipeline = text encoders + denoise + VAE; denoise = loop only
     compiled: bool = False        # torch.compile / CUDA graphs
+    vae_tiling: bool = False      # vae.enable_tiling(): the decode in spatial tiles
+    cpu_offload: bool = False     # enable_model_cpu_offload(): one component on the GPU at a time
 
     @property
     def elem_bytes(self) -> int:

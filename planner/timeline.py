@@ -1,8 +1,10 @@
 """A small discrete-event timeline, and the one summary every denoising loop reports.
 
 Per row (a rank, or ranks that do the same work) there is a compute lane (the stream
-the rank's kernels run in: compute, host work and blocking collectives) and a
-communication lane (transfers that run beside it). Tasks are added in an order that
+the rank's kernels run in: compute, host work and blocking collectives), a
+communication lane (transfers that run beside it) and a host lane (the CPU issuing the
+kernels, ahead of the GPU: tagged `issue`, drawn, not counted; where the GPU waits for
+it, the wait is a host task on the compute lane). Tasks are added in an order that
 respects their dependencies; each starts when its lane on its row is free and its inputs
 are ready (`after`), so the lanes execute in order, like CUDA streams. Every task is
 tagged with its part: compute, communication (exposed, with the parallel dimension it
@@ -23,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 COMPUTE, COMM = "compute", "comm"          # lanes, and the parts of the same names
-HOST = "host"                              # per-step overhead outside the network
+HOST = "host"                              # host time the GPU waits for (part); the host lane
+ISSUE = "issue"                            # the host issuing kernels on its lane (drawn)
 HIDDEN = "hidden"                          # a transfer that overlaps other work
 REDUNDANT = "redundant"                    # work that does not advance the result (extra iterations)
 # Parts summarise() counts; every other part of a unit's time (hidden transfers, redundant
@@ -107,24 +110,33 @@ class Timeline:
         """Chrome trace format (chrome://tracing, Perfetto): one process per rank,
         one thread per lane, times in microseconds."""
         events = []
+        lanes = (COMPUTE, COMM, HOST)
         for r in range(self.ranks):
             events.append({"ph": "M", "name": "process_name", "pid": r, "args": {"name": self.label(r)}})
-            for tid, lane in enumerate((COMPUTE, COMM)):
+            for tid, lane in enumerate(lanes):
                 events.append({"ph": "M", "name": "thread_name", "pid": r, "tid": tid, "args": {"name": lane}})
         for t in self.tasks:
             events.append({"ph": "X", "name": t.label or t.lane, "cat": t.lane, "pid": t.rank,
-                           "tid": 0 if t.lane == COMPUTE else 1, "ts": round(t.start * 1e6, 3),
+                           "tid": lanes.index(t.lane), "ts": round(t.start * 1e6, 3),
                            "dur": round((t.end - t.start) * 1e6, 3), "args": {"step": t.step}})
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
 def run_pass(tl: Timeline, row: int, costs, sel, eta: float, label: str, step: int, sync: bool = False,
-             after: float = 0.0) -> float:
-    """One pass of a loop's blocks `sel` on `row` (cost.engine.BlockCosts): the compute,
-    then each dimension's exposed communication, on the row's compute stream; its end."""
-    end = tl.add(row, COMPUTE, float(costs.compute[sel].sum()), after=after, label=label, step=step)
+             after: float = 0.0, extra_host: float = 0.0) -> float:
+    """One pass of a loop's blocks `sel` on `row` (cost.engine.BlockCosts): the host lane
+    issues its kernels (and `extra_host` of host work after them, the scheduler) while the
+    compute stream runs the compute, each dimension's exposed communication, and waits for
+    the host where the host is slower (BlockCosts.issued); the pass's end."""
+    start = max(tl.free_at(row), after)
+    issue = (float(costs.host[sel].sum()) if costs.host is not None else 0.0) + extra_host
+    tl.add(row, HOST, issue, after=start, label=f"{label}: issue kernels", step=step, part=ISSUE)
+    end = tl.add(row, COMPUTE, float(costs.compute[sel].sum()), after=start, label=label, step=step)
     for dim, secs in costs.exposed_dims(sel, eta, sync).items():
         end = tl.block(row, secs, label=f"{label}: {dim}", step=step, dim=dim)
+    waits = costs.host_exposed(sel, extra_host)
+    if waits > 1e-15:
+        end = tl.host(row, waits, label=f"{label}: waits for the host", step=step)
     return end
 
 

@@ -265,6 +265,6 @@ def test_ulysses_communication_follows_the_layers():
     under a row split exchanges halo rows and a GroupNorm its statistics (U-Net); a DiT's
     2x2 stride-2 patch embedding reads no neighbour rows."""
     sd3, pixart, sdxl = _ulysses_comms("sd3-medium"), _ulysses_comms("pixart-alpha"), _ulysses_comms("sdxl")
-    assert sd3["joint-attention text output all-gather"] == sd3["O all-to-all"] > 0
+    assert sd3["joint-attention text output all-gather"] == sd3["Q,K,V,O all-to-all"] > 0
     assert "joint-attention text output all-gather" not in pixart and "conv halo rows" not in pixart
     assert sdxl["conv halo rows"] > 0 and sdxl["GroupNorm statistics"] > 0

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from planner.spec import ModelFacts, ModelSpec, SplitConvention
+from planner.spec import EagerInventory, ModelFacts, ModelSpec, SplitConvention
 from planner.zoo import dit, encoders, mmdit, unet, vae, video
-from planner.zoo.hub import Cfg, Component, PipelineConfig, ZooError, cfg, zoo_folder
+from planner.zoo.hub import CONFIGS, Cfg, Component, PipelineConfig, ZooError, cfg, read_json, zoo_folder
 from planner.zoo.layers import Grid, spec
 
 # StableDiffusion3Pipeline / FluxPipeline / HunyuanDiTPipeline: the CLIP tokenizers'
@@ -203,6 +203,22 @@ def _blocks(pipe: PipelineConfig, kind: PipelineKind, g: Grid) -> tuple[list, Sp
     return d.blocks(dcfg, g), d.split
 
 
+def eager_inventory(pipe: PipelineConfig, kind: PipelineKind) -> EagerInventory:
+    """The folder's eager.json (tools/eager_inventory.py), else that of the zoo model whose
+    pipeline class it has, else none measured (eager = the zoo's op list)."""
+    from pathlib import Path
+    for path in (Path(pipe.where) / "eager.json", CONFIGS / kind.zoo_id / "eager.json"):
+        if path.is_file():
+            d = read_json(path, f"eager inventory {path}", ZooError)
+            try:
+                return EagerInventory(float(d["kernels_per_op"]), float(d["mem_bytes_factor"]),
+                                      f"{path.parent.name}/eager.json ({d.get('class', '?')}, diffusers "
+                                      f"{d.get('diffusers', '?')}{', measured as ' + d['measured_as'] if 'measured_as' in d else ''})")
+            except (KeyError, TypeError, ValueError) as e:
+                raise ZooError(f"eager inventory {path} is malformed: {e!r}") from None
+    return EagerInventory()
+
+
 def build_spec(facts: ModelFacts, pipe: PipelineConfig, g: Grid) -> ModelSpec:
     """The ModelSpec of a pipeline folder at one scenario's sizes. Sizes the model cannot take
     are a ValueError naming the model; a folder the zoo cannot read is a ZooError."""
@@ -219,4 +235,4 @@ def build_spec(facts: ModelFacts, pipe: PipelineConfig, g: Grid) -> ModelSpec:
         raise
     except ValueError as e:
         raise ValueError(f"{facts.id}: {e}") from None
-    return spec(facts, g, blocks, stages, stage, split)
+    return spec(facts, g, blocks, stages, stage, split, eager_inventory(pipe, kind))
