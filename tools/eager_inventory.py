@@ -175,7 +175,6 @@ def measure(model_id: str) -> dict:
     import diffusers
     from planner import zoo
     from planner.cost import compute
-    from planner.spec import OpKind
     from planner.strategies.base import Shard
     from planner.zoo import pipelines
     from planner.zoo.hub import zoo_folder

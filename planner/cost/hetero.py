@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..strategies import LATENT_SPLIT_KEYS, loop_strategy
-from ..strategies.base import Shard
 from . import compute
 
 
