@@ -66,6 +66,9 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scope", type=choice("--scope", SCOPES), default="pipeline",
                    help="pipeline (text encoders + denoise + VAE) | denoise (default pipeline)")
     g.add_argument("--compiled", action="store_true", help="torch.compile / CUDA graphs (lower launch overhead)")
+    g.add_argument("--vae-tiling", action="store_true", help="decode the VAE in spatial tiles (vae.enable_tiling())")
+    g.add_argument("--cpu-offload", action="store_true",
+                   help="one pipeline component on the GPU at a time (enable_model_cpu_offload())")
     c = p.add_argument_group("cluster (or --cluster FILE)")
     c.add_argument("--gpu", default=None, help=f"GPU id (default {DEFAULT.gpu}; see `cli.py gpus`)")
     c.add_argument("--gpus", type=option("--gpus"), default=None, help=f"total GPUs, 1..1024 (default {DEFAULT.gpus})")
@@ -97,7 +100,9 @@ def build_inputs(args, profile_doc: dict | None = None):
     model, sc = inputs.scenario(DEFAULT.model if args.model is None else args.model, height=args.height,
                                 width=args.width, frames=args.frames, steps=args.steps, batch=args.batch,
                                 text_tokens=args.text_tokens, cfg=False if args.no_cfg else None,
-                                dtype=dtype, scope=args.scope, compiled=args.compiled, local=local)
+                                dtype=dtype, scope=args.scope, compiled=args.compiled, local=local,
+                                vae_tiling=getattr(args, "vae_tiling", False),
+                                cpu_offload=getattr(args, "cpu_offload", False))
     return model, sc, cluster
 
 
@@ -113,11 +118,19 @@ def load_hw_profile(path: str | None):
     return load_profile_doc(path)
 
 
+# How far a time-limited integer program got (planner/ilp/solver.SolveInfo): it depends on
+# the machine's speed and load, like "seconds". The solution itself does not: the schedule
+# program is warm-started from its exact DP, and the others finish well within their limits.
+SOLVER_PROGRESS = ("status", "bound", "gap")
+
+
 def without_timings(doc):
-    """The document without its wall-clock fields (every "seconds" key): the same input
-    gives the same bytes (plan --timings keeps them)."""
+    """The document without its wall-clock fields (every "seconds" key, and the progress of
+    time-limited solves): the same input gives the same bytes (plan --timings keeps them)."""
     if isinstance(doc, dict):
-        return {k: without_timings(v) for k, v in doc.items() if k != "seconds"}
+        solve_info = "solver" in doc and "bound" in doc and "gap" in doc
+        return {k: without_timings(v) for k, v in doc.items()
+                if k != "seconds" and not (solve_info and k in SOLVER_PROGRESS)}
     if isinstance(doc, list):
         return [without_timings(v) for v in doc]
     return doc

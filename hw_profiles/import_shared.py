@@ -17,24 +17,29 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 
-# GPU family: the unit that calibrated efficiency curves are fitted for. GPUs of one
-# family share an architecture (SM design, tensor-core generation), so the fraction of
-# peak they reach on a given op is alike.
+# GPU family: the unit that calibrated efficiency factors are fitted for. GPUs of one
+# family share the silicon that sets the fraction of peak they reach: SM design and
+# tensor-core generation, and also the fp32-accumulate rate (GeForce and the L20/L40 run
+# it at half rate, so their datasheet peak is already the half-rate figure and cuBLAS
+# reaches ~100% of it, against ~80% for full-rate pro cards), compute caps (H20: ~15% of
+# H100's FLOP/s) and the attention kernel available (no FlashAttention before sm80).
 FAMILY = {
     "v100-sxm2-32gb": "volta",
     "a100-sxm4-40gb": "ampere-dc", "a100-sxm4-80gb": "ampere-dc", "a100-pcie-80gb": "ampere-dc",
     "a800-sxm4-80gb": "ampere-dc",
-    "rtx3090": "ampere-ws", "rtx-a5000": "ampere-ws", "rtx-a6000": "ampere-ws", "a10": "ampere-ws",
-    "l40": "ada", "l40s": "ada", "l4": "ada", "l20": "ada", "rtx4090": "ada",
-    "t4": "turing", "rtx2080ti": "turing",
+    "rtx3090": "ampere-geforce", "rtx-a5000": "ampere-pro", "rtx-a6000": "ampere-pro", "a10": "ampere-pro",
+    "l40": "ada-dc", "l4": "ada-dc", "l20": "ada-dc", "l40s": "ada-l40s", "rtx4090": "ada-geforce",
+    "t4": "turing", "rtx2080ti": "turing-geforce",
     "h100-sxm5-80gb": "hopper", "h100-pcie-80gb": "hopper", "h200-sxm-141gb": "hopper",
-    "h800-sxm5-80gb": "hopper", "h20": "hopper",
-    "b200": "blackwell", "mi250x": "cdna", "mi300x": "cdna",
+    "h800-sxm5-80gb": "hopper", "h20": "hopper-h20",
+    "b200": "blackwell", "mi250x": "cdna2", "mi300x": "cdna3",
 }
 
 
-# Prior efficiency curves (fraction of peak against op size, per op class), used until a
-# calibration or a measured profile replaces them. Form: an op of size s (FLOPs, or bytes
+# Placeholder efficiency curves for a GPU file written for the first time; the shipped
+# files carry sourced priors per class (published kernel benchmarks, each with its
+# source), which a re-import keeps. Prior efficiency curves: fraction of peak against op
+# size, per op class, used until a calibration or a measured profile replaces them. Form: an op of size s (FLOPs, or bytes
 # for memory-bound classes) takes s / (peak * e_max) + t0, i.e. efficiency
 # e_max * s / (s + e_max * peak * t0). ASSUMED values, typical of eager PyTorch on
 # datacenter GPUs (cuBLAS GEMMs ~70% of dense peak, implicit-GEMM convs lower,
@@ -120,7 +125,10 @@ def gpu_files() -> None:
             "source": row["source"],
             "notes": notes,
         }
-        (out / f"{row['id']}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        path = out / f"{row['id']}.json"
+        if path.exists():     # keep the sourced priors written into the file
+            doc["efficiency"] = json.loads(path.read_text()).get("efficiency", doc["efficiency"])
+        path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 # What the cost model uses per link id: effective bandwidth per direction (GB/s) and

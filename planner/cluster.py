@@ -117,11 +117,11 @@ class Cluster:
                 min(self.gpus[:n], key=lambda g: g.peak(dtype))
         return self._cache[key]
 
-    def smallest_memory(self, n: int) -> float:
-        """The smallest GPU memory (bytes) among the first n ranks (cached)."""
-        key = ("smallest_memory", n)
+    def usable_memory(self, n: int) -> float:
+        """The smallest usable GPU memory (bytes, GpuSpec.usable_bytes) of the first n ranks (cached)."""
+        key = ("usable_memory", n)
         if key not in self._cache:
-            self._cache[key] = min(g.memory_bytes for g in self.gpus[:n])
+            self._cache[key] = min(g.usable_bytes for g in self.gpus[:n])
         return self._cache[key]
 
     def describe(self) -> str:
@@ -255,6 +255,9 @@ def _pcie_link(g: GpuSpec, slot_gen: int | None) -> str:
 
 
 def _default_sockets(intra: str, count: int) -> tuple[int, ...]:
+    # Tried for issue 14: filling socket 0 first (6 GPUs as 4 + 2, as CUDA_VISIBLE_DEVICES=0-5
+    # would on an 8-GPU box) fixes xDiT's CogVideoX u2r3 rows but breaks its ulysses=3 rows
+    # (then +100%), so the published 6-GPU runs look split 3 + 3; the even split stays.
     if intra == "pcie4-2socket" and count > 4:
         return ((count + 1) // 2, count // 2)
     return (count,)

@@ -75,6 +75,49 @@ class EfficiencyCurve:
 
 
 @dataclass(frozen=True, slots=True)
+class AttentionKernel:
+    """How the fused attention kernel an engine runs on this GPU departs from its long-
+    sequence, head-dim-128 efficiency (the attn curve's e_max), from published kernel
+    benchmarks (hw_profiles/gpus/*.json efficiency.attn):
+
+    - head dim: FlashAttention-2 pads it to a multiple of 32 up to 128, of 64 above
+      (flash_api.cpp mha_fwd: round_multiple(head_size, head_size <= 128 ? 32 : 64)), so
+      hd 72 and 88 run the hd-96 kernel with 72/96 and 88/96 of its MMAs useful; the
+      hd-64 kernel reaches `hd64` x the hd-128 one, hd 96 the mean of the two;
+    - keys per call: per-tile overheads amortise over the K/V loop, so short sequences
+      (a ring chunk, a patch's stale K/V, a temporal sequence of 16 frames) run below
+      e_max: `kv_points` (keys, fraction of e_max), interpolated in log2(keys), 1.0 past
+      the last point, and proportional to the keys below the first (a fixed tile cost).
+    """
+
+    kernel: str = "fa2"
+    hd64: float = 1.0
+    kv_points: tuple[tuple[float, float], ...] = ()
+    source: str = ""
+
+    def factor(self, head_dim: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Efficiency relative to e_max for each (head dim, keys per call)."""
+        hd = np.maximum(head_dim, 1.0)
+        pad = np.where(hd <= 128, np.ceil(hd / 32) * 32, np.ceil(hd / 64) * 64)
+        cls = np.interp(np.minimum(pad, 128.0), [64.0, 128.0], [self.hd64, 1.0])
+        out = cls * hd / pad
+        if self.kv_points:
+            xs = np.log2([p[0] for p in self.kv_points])
+            ys = np.array([p[1] for p in self.kv_points])
+            k = np.maximum(keys, 1.0)
+            scale = np.interp(np.log2(k), xs, ys, right=1.0)
+            scale = np.where(k < self.kv_points[0][0], ys[0] * k / self.kv_points[0][0], scale)
+            out = out * scale
+        return out
+
+    @staticmethod
+    def from_json(d: dict) -> "AttentionKernel":
+        pts = tuple((float(a), float(b)) for a, b in d.get("kv_scale", ()))
+        return AttentionKernel(str(d.get("kernel", "fa2")), float(d.get("hd64", 1.0)), pts,
+                               str(d.get("shape_source", "")))
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSpec:
     id: str
     name: str
@@ -88,6 +131,15 @@ class GpuSpec:
     source: str = ""
     # regexes on the lower-cased torch device name (torch.cuda.get_device_name) of this GPU
     device_names: tuple[str, ...] = ()
+    attention: AttentionKernel = AttentionKernel()
+    efficiency_sources: tuple[tuple[str, str], ...] = ()    # op class -> where its prior comes from
+    # what CUDA can allocate of memory_bytes: ECC on GDDR6 data-centre cards keeps parity in
+    # the DRAM itself (HBM keeps it beside), so they report ~1/16 less (GpuSpec file)
+    usable_fraction: float = 1.0
+
+    @property
+    def usable_bytes(self) -> float:
+        return self.memory_bytes * self.usable_fraction
 
     def peak(self, dtype: str) -> float:
         table = _as_dict(self.peak_flops)
@@ -142,8 +194,11 @@ def gpu_from_json(d: dict) -> GpuSpec:
     if missing:
         raise HardwareError(f"GPU file for {d.get('id')} lacks efficiency curves for {missing}")
     return GpuSpec(
+        attention=AttentionKernel.from_json(eff["attn"]),
+        efficiency_sources=tuple((c, str(eff[c].get("source", ""))) for c in OP_CLASSES),
         id=d["id"], name=d.get("name", d["id"]), family=d.get("family", d["id"]),
         memory_bytes=float(d["memory_gib"]) * 2**30,
+        usable_fraction=float(d.get("usable_fraction", 1.0)),
         memory_bw=float(d["memory_bw_gbps"]) * 1e9,
         peak_flops=tuple((k, float(v) * 1e12) for k, v in d["peak_tflops"].items()),
         nvlink_gbps=d.get("nvlink_gbps_per_direction"),
@@ -221,13 +276,15 @@ class Calibration:
     never per data row (see planner/calibrate.py). Defaults are the un-fitted priors."""
 
     curves: tuple[tuple[tuple[str, str], EfficiencyCurve], ...] = ()   # ((family, class), curve)
-    launch_eager_s: float = 10e-6       # per-kernel CPU launch floor, eager PyTorch
+    # ((family, class), factor on each GPU's own prior e_max): what fits write
+    eff_factor: tuple[tuple[tuple[str, str], float], ...] = ()
+    launch_eager_s: float = 10e-6       # host time per kernel issued, eager PyTorch
     launch_compiled_s: float = 3e-6     # with torch.compile / CUDA graphs
     # Fixed cost of one denoising step outside the network's kernels: the pipeline's Python
     # loop, guidance combine and scheduler update (ASSUMED prior ~ ten kernel launches).
     step_eager_s: float = 100e-6
     step_compiled_s: float = 30e-6
-    compiled_mem_factor: float = 0.7    # memory-bound time left after kernel fusion
+    compiled_mem_factor: float = 0.3    # share of eager's extra memory-bound traffic left after fusion
     coll_eff: tuple[tuple[str, float], ...] = ()   # (link id, bandwidth efficiency)
     overlap_eff: float = 0.85           # DistriFusion: 1.48/1.77 s at 1024^2 .. 21.3/22.9 at 3840^2
     name: str = "prior"
@@ -235,6 +292,9 @@ class Calibration:
 
     def curve(self, family: str, op_class: str) -> EfficiencyCurve | None:
         return dict(self.curves).get((family, op_class))
+
+    def factor(self, family: str, op_class: str) -> float | None:
+        return dict(self.eff_factor).get((family, op_class))
 
     def link_efficiency(self, link_id: str, kind: str = "") -> float:
         """Fraction of the link file's bandwidth collectives reach; all-to-all may have
@@ -249,6 +309,7 @@ class Calibration:
             "name": self.name,
             "fitted_on": self.fitted_on,
             "curves": {f"{f}/{c}": cv.to_json() for (f, c), cv in self.curves},
+            "eff_factor": {f"{f}/{c}": round(v, 5) for (f, c), v in self.eff_factor},
             "launch_eager_us": round(self.launch_eager_s * 1e6, 4),
             "launch_compiled_us": round(self.launch_compiled_s * 1e6, 4),
             "step_eager_us": round(self.step_eager_s * 1e6, 3),
@@ -269,13 +330,19 @@ class Calibration:
             if cls not in OP_CLASSES:
                 raise HardwareError(f"calibration curve '{key}': op class must be one of {OP_CLASSES}")
             curves.append(((fam, cls), EfficiencyCurve.from_json(cv)))
+        factors = []
+        for key, v in d.get("eff_factor", {}).items():
+            fam, cls = key.split("/")
+            if cls not in OP_CLASSES:
+                raise HardwareError(f"calibration factor '{key}': op class must be one of {OP_CLASSES}")
+            factors.append(((fam, cls), float(v)))
         return Calibration(
-            curves=tuple(curves),
+            curves=tuple(curves), eff_factor=tuple(factors),
             launch_eager_s=float(d.get("launch_eager_us", 10.0)) * 1e-6,
             launch_compiled_s=float(d.get("launch_compiled_us", 3.0)) * 1e-6,
             step_eager_s=float(d.get("step_eager_us", 100.0)) * 1e-6,
             step_compiled_s=float(d.get("step_compiled_us", 30.0)) * 1e-6,
-            compiled_mem_factor=float(d.get("compiled_mem_factor", 0.7)),
+            compiled_mem_factor=float(d.get("compiled_mem_factor", 0.3)),
             coll_eff=tuple((k, float(v)) for k, v in d.get("coll_eff", {}).items()),
             overlap_eff=float(d.get("overlap_eff", 0.85)),
             name=d.get("name", "calibration"),
@@ -317,11 +384,21 @@ class Profile:
     name: str = "datasheet"
 
     def curve(self, gpu: GpuSpec, op_class: str) -> EfficiencyCurve:
+        """Measured on this GPU, else its prior scaled by its family's fitted factor (or a
+        fitted curve of the family, the older calibration form), else its prior."""
         measured = dict(self.measured_curves).get((gpu.id, op_class))
         if measured is not None:
             return measured
+        k = self.calibration.factor(gpu.family, op_class)
+        prior = gpu.prior_curve(op_class)
+        if k is not None:
+            return EfficiencyCurve(prior.e_max * k, prior.t0_s)
         fitted = self.calibration.curve(gpu.family, op_class)
-        return fitted if fitted is not None else gpu.prior_curve(op_class)
+        return fitted if fitted is not None else prior
+
+    def measured(self, gpu: GpuSpec, op_class: str) -> bool:
+        """A profiled curve (it already holds the kernel's head-dim and length effects)."""
+        return (gpu.id, op_class) in dict(self.measured_curves)
 
     def launch_s(self, compiled: bool) -> float:
         if self.measured_launch_s is not None and not compiled:

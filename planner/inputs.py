@@ -42,7 +42,8 @@ def option_name(field: str) -> str:
 
 def scenario(model_id: str, *, height=None, width=None, frames=None, steps=None, batch=None,
              text_tokens=None, cfg: bool | None = None, dtype: str = "bf16", scope: str = "pipeline",
-             compiled: bool = False, name: Callable[[str], str] = option_name, local=None):
+             compiled: bool = False, name: Callable[[str], str] = option_name, local=None,
+             vae_tiling: bool = False, cpu_offload: bool = False):
     """(ModelSpec, Scenario): the sizes are ints or their text (None: the model's default),
     checked against planner.limits.BOUNDS; `name(field)` says where a bad value came from
     ("--steps", "row 3 column steps"). local: a zoo.LocalModel (plan --model-dir) instead of
@@ -62,7 +63,8 @@ def scenario(model_id: str, *, height=None, width=None, frames=None, steps=None,
                   width=v["width"] or facts.default_width, frames=v["frames"] or facts.default_frames,
                   steps=v["steps"] or facts.default_steps, batch=v["batch"] or 1,
                   cfg=facts.cfg_default if cfg is None else bool(cfg), text_tokens=v["text_tokens"],
-                  dtype=dtype, scope=scope, compiled=bool(compiled))
+                  dtype=dtype, scope=scope, compiled=bool(compiled),
+                  vae_tiling=bool(vae_tiling), cpu_offload=bool(cpu_offload))
     try:
         build = local.build if local is not None else lambda *a: zoo.build(model_id, *a)
         model = build(sc.height, sc.width, sc.frames, sc.text_tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .plan import Plan
 from .spec import ModelSpec, Scenario
 from .strategies import STRATEGIES, compatible, row_slices
-from .strategies.checks import rows_divisible
+from .strategies.checks import split_errors
 
 
 def plan_errors(plan: Plan, model: ModelSpec, sc: Scenario, gpus: int) -> list[str]:
@@ -36,5 +36,5 @@ def _single(plan: Plan, model: ModelSpec, sc: Scenario) -> list[str]:
         errs += STRATEGIES[k].check(d, plan, model, sc)
     n = row_slices(plan)
     if n > 1:
-        errs += rows_divisible(n, plan, model)
+        errs += split_errors(n, plan, model)
     return errs

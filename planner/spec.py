@@ -160,6 +160,12 @@ class Component:
     name: str
     ops: tuple[Op, ...]
     params: int
+    # VAE decoders: the decode runs `tiles` sequential tiles that its ops list merged (so
+    # one tile is live at a time), and spatial tiles of tile_px every stride_px pixels
+    # when tiling is enabled (diffusers enable_tiling; 0: the class has none)
+    tiles: int = 1
+    tile_px: int = 0
+    stride_px: int = 0
 
     def flops(self) -> float:
         return sum(o.flops() for o in self.ops if o.kind in COMPUTE_KINDS)
@@ -189,6 +195,40 @@ class ModelFacts:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SplitConvention:
+    """How the engines that run a denoiser class cut it (planner/legality.py, the caps).
+
+    seq: how a sequence / patch split cuts the image (video) stream:
+      "frame_rows": whole patch rows of every frame; rows per frame % slices == 0 (xDiT's
+          image DiTs and CogVideoX/Latte reshape with the local height, DistriFusion's patches);
+      "tokens": equal chunks of the flattened token sequence; tokens % slices == 0
+          (xDiT's HunyuanVideo path, diffusers context parallelism);
+      "anything": uneven chunks (cache-dit / diffusers ulysses_anything): no rule, the
+          largest shard sets the pace.
+    heads: "even" (heads % degree: yunchang's reshape, Megatron TP) or "uneven" (the
+      remainder heads go to the first ranks: distrifuser's DistriAttentionTP).
+    Costs take the largest shard (ceil) on every split, so uneven splits pay their padding.
+    """
+
+    seq: str = "frame_rows"
+    heads: str = "even"
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EagerInventory:
+    """What eager PyTorch runs beyond the zoo's fused op list, measured on the real class
+    (tools/eager_inventory.py -> planner/zoo/configs/<id>/eager.json): kernels launched
+    per zoo op, and the factor on the memory-bound (norm/elementwise) bytes: fp32 upcasts
+    of norm and RoPE chains, unfused modulation, contiguous copies. torch.compile fuses
+    them back (the zoo's count; Calibration.compiled_mem_factor for the traffic left)."""
+
+    kernels_per_op: float = 1.0
+    mem_factor: float = 1.0
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class ModelSpec:
     """A model built for one scenario's resolution, frames and text length."""
@@ -199,6 +239,8 @@ class ModelSpec:
     vae_decoder: Component
     latent_shape: tuple[int, int, int, int]   # (channels, frames, height, width) of the latent
     tokens: int                               # longest self-attention sequence (image/video stream)
+    split: SplitConvention = SplitConvention()
+    eager: EagerInventory = EagerInventory()
 
     @property
     def id(self) -> str:
@@ -221,6 +263,15 @@ class ModelSpec:
             cache["attention_heads"] = tuple(sorted({o.heads for b in self.blocks for o in b.ops
                                                      if o.kind is OpKind.ATTN and not o.text}))
         return cache["attention_heads"]
+
+    def frame_rows(self) -> int:
+        """Rows of patches of one latent frame."""
+        return self.latent_shape[2] // self.facts.patch
+
+    def stream_tokens(self) -> int:
+        """Tokens of the image/video stream (frames x rows x columns of patches)."""
+        p = self.facts.patch
+        return self.latent_shape[1] * (self.latent_shape[2] // p) * (self.latent_shape[3] // p)
 
     def latent_rows(self) -> int:
         """Rows of patches that sequence/patch strategies split: the latent rows after
@@ -251,6 +302,8 @@ class Scenario:
     dtype: str = "bf16"
     scope: str = "pipeline"       # pipeline = text encoders + denoise + VAE; denoise = loop only
     compiled: bool = False        # torch.compile / CUDA graphs
+    vae_tiling: bool = False      # vae.enable_tiling(): the decode in spatial tiles
+    cpu_offload: bool = False     # enable_model_cpu_offload(): one component on the GPU at a time
 
     @property
     def elem_bytes(self) -> int:

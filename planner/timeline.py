@@ -1,8 +1,10 @@
 """A small discrete-event timeline, and the one summary every denoising loop reports.
 
 Per row (a rank, or ranks that do the same work) there is a compute lane (the stream
-the rank's kernels run in: compute, host work and blocking collectives) and a
-communication lane (transfers that run beside it). Tasks are added in an order that
+the rank's kernels run in: compute, host work and blocking collectives), a
+communication lane (transfers that run beside it) and a host lane (the CPU issuing the
+kernels, ahead of the GPU: tagged `issue`, drawn, not counted; where the GPU waits for
+it, the wait is a host task on the compute lane). Tasks are added in an order that
 respects their dependencies; each starts when its lane on its row is free and its inputs
 are ready (`after`), so the lanes execute in order, like CUDA streams. Every task is
 tagged with its part: compute, communication (exposed, with the parallel dimension it
@@ -23,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 COMPUTE, COMM = "compute", "comm"          # lanes, and the parts of the same names
-HOST = "host"                              # per-step overhead outside the network
+HOST = "host"                              # host time the GPU waits for (part); the host lane
+ISSUE = "issue"                            # the host issuing kernels on its lane (drawn)
 HIDDEN = "hidden"                          # a transfer that overlaps other work
 REDUNDANT = "redundant"                    # work that does not advance the result (extra iterations)
 # Parts summarise() counts; every other part of a unit's time (hidden transfers, redundant
@@ -80,42 +83,6 @@ class Timeline:
                 self.tasks.append(Task(rank, lane, start, end, label, step, part, dim))
         return end
 
-    def stream(self, rank: int, lane: str, pieces, arrivals: list[float], label: str, step: int,
-               part: str | None = None) -> list[float]:
-        """Jobs that each run `pieces` ((dimension or None, seconds), back to back) through
-        one lane in order, job i no earlier than arrivals[i]: what add() would do for each
-        piece of each job in turn, in one pass (a pipeline stage's patches). part: of every
-        piece (default: compute for dimension None, comm otherwise). Returns each job's end."""
-        free = self._free.get((rank, lane), 0.0)
-        ends = []
-        for a in arrivals:
-            t = a if a > free else free
-            for _, secs in pieces:
-                t += secs if secs > 0 else 0.0
-            free = t
-            ends.append(t)
-        if not arrivals:
-            return ends
-        self._free[(rank, lane)] = free
-        live = [(dim, secs) for dim, secs in pieces if secs > 0]
-        if live and free > self._ends.get(step, 0.0):
-            self._ends[step] = free
-        sums = self._sums.setdefault((step, rank), {})
-        for dim, secs in live:
-            kind = part or (COMPUTE if dim is None else COMM)
-            if kind in COUNTED:
-                key = (COMM, dim) if kind == COMM else kind
-                sums[key] = sums.get(key, 0.0) + secs * len(arrivals)
-        if self.record:
-            for j, (a, end) in enumerate(zip(arrivals, ends)):
-                t = end - sum(secs for _, secs in live)
-                for dim, secs in live:
-                    kind = part or (COMPUTE if dim is None else COMM)
-                    name = f"{label} {j}" + ("" if dim is None else f": {dim}")
-                    self.tasks.append(Task(rank, lane, t, t + secs, name, step, kind, dim))
-                    t += secs
-        return ends
-
     def block(self, rank: int, dur: float, after: float = 0.0, label: str = "", step: int = 0,
               dim: str | None = None) -> float:
         """Exposed communication: a blocking collective holds the row's compute stream."""
@@ -156,38 +123,55 @@ class Timeline:
         """Chrome trace format (chrome://tracing, Perfetto): one process per rank,
         one thread per lane, times in microseconds."""
         events = []
+        lanes = (COMPUTE, COMM, HOST)
         for r in range(self.ranks):
             events.append({"ph": "M", "name": "process_name", "pid": r, "args": {"name": self.label(r)}})
-            for tid, lane in enumerate((COMPUTE, COMM)):
+            for tid, lane in enumerate(lanes):
                 events.append({"ph": "M", "name": "thread_name", "pid": r, "tid": tid, "args": {"name": lane}})
         for t in self.tasks:
             events.append({"ph": "X", "name": t.label or t.lane, "cat": t.lane, "pid": t.rank,
-                           "tid": 0 if t.lane == COMPUTE else 1, "ts": round(t.start * 1e6, 3),
+                           "tid": lanes.index(t.lane), "ts": round(t.start * 1e6, 3),
                            "dur": round((t.end - t.start) * 1e6, 3), "args": {"step": t.step}})
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def pass_pieces(costs, sel, eta: float, sync: bool = False) -> tuple[tuple[str | None, float], ...]:
-    """One pass of a loop's blocks `sel` (cost.engine.BlockCosts) as pieces of its
-    compute stream: (None, compute seconds), then (dimension, exposed seconds) of each
-    dimension's communication. Loops compute these once and run them many times."""
-    return ((None, float(costs.compute[sel].sum())),) + tuple(costs.exposed_dims(sel, eta, sync).items())
+@dataclass(frozen=True)
+class PassPieces:
+    """One pass of a loop's blocks (cost.engine.BlockCosts) as run_pieces lays it out:
+    the host's issue time (kernels, then extra host work such as the scheduler), the
+    compute stream's compute, each dimension's exposed communication, and the wait for
+    the host where it is slower (BlockCosts.host_exposed). Loops compute these once per
+    stage and run them for every patch."""
+
+    issue: float
+    compute: float
+    exposed: tuple[tuple[str, float], ...]
+    waits: float
 
 
-def run_pieces(tl: Timeline, row: int, pieces, after: float, label: str, step: int) -> float:
-    """pass_pieces on `row`'s compute stream, starting no earlier than `after`; its end."""
-    end = after
-    for dim, secs in pieces:
-        end = tl.add(row, COMPUTE, secs, after=end, label=label if dim is None else f"{label}: {dim}", step=step,
-                     part=COMPUTE if dim is None else COMM, dim=dim)
+def pass_pieces(costs, sel, eta: float, sync: bool = False, extra_host: float = 0.0) -> PassPieces:
+    issue = (float(costs.host[sel].sum()) if costs.host is not None else 0.0) + extra_host
+    return PassPieces(issue, float(costs.compute[sel].sum()), tuple(costs.exposed_dims(sel, eta, sync).items()),
+                      costs.host_exposed(sel, extra_host))
+
+
+def run_pieces(tl: Timeline, row: int, pieces: PassPieces, after: float, label: str, step: int) -> float:
+    """A pass on `row`, no earlier than `after`: the host lane issues while the compute
+    stream runs the compute, the exposed communication, and waits for the host; its end."""
+    start = max(tl.free_at(row), after)
+    tl.add(row, HOST, pieces.issue, after=start, label=f"{label}: issue kernels", step=step, part=ISSUE)
+    end = tl.add(row, COMPUTE, pieces.compute, after=start, label=label, step=step)
+    for dim, secs in pieces.exposed:
+        end = tl.block(row, secs, label=f"{label}: {dim}", step=step, dim=dim)
+    if pieces.waits > 1e-15:
+        end = tl.host(row, pieces.waits, label=f"{label}: waits for the host", step=step)
     return end
 
 
 def run_pass(tl: Timeline, row: int, costs, sel, eta: float, label: str, step: int, sync: bool = False,
-             after: float = 0.0) -> float:
-    """One pass of a loop's blocks `sel` on `row`: its compute, then each dimension's
-    exposed communication, on the row's compute stream; its end."""
-    return run_pieces(tl, row, pass_pieces(costs, sel, eta, sync), after, label, step)
+             after: float = 0.0, extra_host: float = 0.0) -> float:
+    """One pass of a loop's blocks `sel` on `row` (pass_pieces, then run_pieces); its end."""
+    return run_pieces(tl, row, pass_pieces(costs, sel, eta, sync, extra_host), after, label, step)
 
 
 @dataclass

@@ -6,10 +6,14 @@ cluster; exactly the row's plan is evaluated, honouring `compile` and `scope`. A
 cannot be evaluated is listed with its reason, never dropped silently.
 
 Conventions for blank fields (the sources do not say):
-- compile blank -> eager (most of these harnesses run eager PyTorch);
-- scope blank -> denoise: the xDiT PixArt chart's single-L40 latency (2.79 s, scope blank)
-  equals the PipeFusion paper's denoise-only figure for the same run (2.8 s).
+- compile and scope blank -> the source's harness decides (planner/conventions.py: one
+  rule per source, read from its timing code); each row's resolved values are what the
+  speed-up pairs and the ranking groups are keyed by, so no group mixes eager with
+  compiled runs or the loop alone with the whole pipeline.
 - intra blank (some 1-GPU rows) -> the GPU's default link (it does not matter for 1 GPU).
+
+metrics() reports the error overall, per GPU family, per model and per strategy, and
+splits each parallel row's error into its serial baseline's error and its speed-up's.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .cluster import build_cluster
+from .conventions import Convention, resolve
 from .cost.predict import predict
 from .errors import UsageError
 from .hardware import HardwareError, Profile
@@ -30,7 +35,10 @@ from .plan import PlanError, parse_plan
 
 COLUMNS = ("id", "source", "model", "gpu", "gpus", "nodes", "intra", "inter", "height", "width", "frames",
            "steps", "cfg", "plan", "compile", "scope", "latency_s")
-GROUP_KEYS = ("source", "model", "gpu", "gpus", "height", "width", "frames", "steps")
+# Ranking groups: the same run but for the plan (any source: a better plan from another
+# paper on the same setup counts); compile and scope are the resolved conventions.
+GROUP_KEYS = ("model", "gpu", "gpus", "height", "width", "frames", "steps", "compile", "scope")
+# A parallel row's speed-up is over the serial row of the same source and scenario
 SCENARIO_KEYS = ("source", "model", "gpu", "height", "width", "frames", "steps", "compile", "scope")
 
 
@@ -41,6 +49,13 @@ class RowResult:
     fits: bool | None = None
     reason: str | None = None
     memory_gb: float | None = None
+    convention: Convention | None = None
+
+    def key(self, names) -> tuple:
+        """The row's values of `names`, with compile and scope as resolved (conventions)."""
+        conv = self.convention or resolve(self.row)
+        resolved = {"compile": str(int(conv.compiled)), "scope": conv.scope}
+        return tuple(resolved.get(k, self.row.get(k, "")) for k in names)
 
     @property
     def measured_s(self) -> float | None:
@@ -132,10 +147,12 @@ def row_inputs(r: dict):
     plan = parse_plan(need("plan"))
     if not r["cfg"].strip():
         raise UsageError("column cfg is empty")
+    flag("compile", False)          # 0, 1 or blank; a blank resolves by the source's rule
+    conv = resolve(r)               # planner/conventions.py: the row's scope and compile mode
     model, sc = inputs.scenario(need("model"), height=need("height"), width=need("width"),
                                 frames=r["frames"].strip() or None, steps=need("steps"), batch=1,
-                                cfg=flag("cfg", True), dtype="fp16", scope=r["scope"].strip() or "denoise",
-                                compiled=flag("compile", False), name=field)
+                                cfg=flag("cfg", True), dtype="fp16", scope=conv.scope,
+                                compiled=conv.compiled, name=field)
     gpus = parse_int(need("gpus"), field("gpus"), BOUNDS["gpus"])
     nodes = parse_int(r["nodes"].strip() or "1", field("nodes"), BOUNDS["nodes"])
     inter = r["inter"].strip() or "none"
@@ -147,7 +164,7 @@ def evaluate(rows: list[dict], profile: Profile) -> list[RowResult]:
     from .zoo import ZooError
     out = []
     for r in rows:
-        res = RowResult(r)
+        res = RowResult(r, convention=resolve(r))
         try:
             plan, model, sc, cluster = row_inputs(r)
             errs = plan_errors(plan, model, sc, cluster.n)
@@ -171,26 +188,31 @@ def _line(text: str) -> str:
 def metrics(results: list[RowResult]) -> dict:
     ok = [r for r in results if r.predicted_s is not None]
     apes = [r.ape for r in ok]
-    # speed-up over the serial row of the same source and scenario
-    serial = {tuple(r.row[k] for k in SCENARIO_KEYS): r for r in ok if r.row["plan"].strip() == "serial"}
-    sp_err = []
+    # speed-up over the serial row of the same source and scenario; each parallel row's
+    # log error = its serial baseline's log error - its speed-up's log error
+    serial = {r.key(SCENARIO_KEYS): r for r in ok if r.row["plan"].strip() == "serial"}
+    sp_err, speedup_of = [], {}
+    split = {"serial": [], "speedup": [], "total": []}
     for r in ok:
-        s = serial.get(tuple(r.row[k] for k in SCENARIO_KEYS))
-        if s is None or r is s:
+        s = serial.get(r.key(SCENARIO_KEYS))
+        if s is None or r.row["plan"].strip() == "serial":
             continue
         measured = s.measured_s / r.measured_s
         predicted = s.predicted_s / r.predicted_s
-        sp_err.append(abs(predicted - measured) / measured)
-    # ranking within groups of the same source and scenario
-    groups: dict[tuple, list[RowResult]] = {}
-    for r in ok:
-        groups.setdefault(tuple(r.row[k] for k in GROUP_KEYS), []).append(r)
-    top1, rhos = [], []
-    for g in groups.values():
-        plans = {r.row["plan"] for r in g}
-        if len(plans) < 2:
-            continue
-        top1.append(min(g, key=lambda r: r.predicted_s) is min(g, key=lambda r: r.measured_s))
+        speedup_of[id(r)] = abs(predicted - measured) / measured
+        sp_err.append(speedup_of[id(r)])
+        split["serial"].append(abs(math.log(s.predicted_s / s.measured_s)))
+        split["speedup"].append(abs(math.log(predicted / measured)))
+        split["total"].append(abs(math.log(r.predicted_s / r.measured_s)))
+    # ranking within groups of the same scenario (ranking_groups)
+    top1, rhos, misses = [], [], []
+    for g in ranking_groups(ok).values():
+        best_p, best_m = min(g, key=lambda r: r.predicted_s), min(g, key=lambda r: r.measured_s)
+        top1.append(best_p is best_m)
+        if best_p is not best_m:
+            misses.append({"group": best_m.row["id"], "predicted_best": best_p.row["plan"],
+                           "measured_best": best_m.row["plan"],
+                           "loss": round(best_p.measured_s / best_m.measured_s - 1, 4)})
         if len(g) >= 3:
             rhos.append(_spearman([r.predicted_s for r in g], [r.measured_s for r in g]))
     per_source = {}
@@ -201,14 +223,57 @@ def metrics(results: list[RowResult]) -> dict:
         "skipped": [{"id": r.row["id"], "reason": r.reason} for r in results if r.predicted_s is None],
         "mape": _mean(apes), "max_ape": max(apes) if apes else None,
         "speedup_mape": _mean(sp_err), "speedup_rows": len(sp_err),
-        "top1": _mean(top1), "top1_groups": len(top1),
+        "top1": _mean(top1), "top1_groups": len(top1), "top1_misses": misses,
         "spearman": _mean(rhos), "spearman_groups": len(rhos),
+        "serial_mape": _mean([r.ape for r in serial.values()]), "serial_rows": len(serial),
+        "error_split": {k: _mean(v) for k, v in split.items()} | {"rows": len(split["total"])},
         "predicted_oom": [r.row["id"] for r in ok if r.fits is False],
         "per_source": [{"source": s, "rows": len(v), "mape": _mean(v), "max_ape": max(v)}
                        for s, v in sorted(per_source.items())],
+        "per_family": _breakdown(ok, speedup_of, _family),
+        "per_model": _breakdown(ok, speedup_of, lambda r: r.row["model"]),
+        "per_strategy": _breakdown(ok, speedup_of, lambda r: strategy_of(r.row["plan"])),
         "rows_detail": [{"id": r.row["id"], "plan": r.row["plan"], "predicted_s": round(r.predicted_s, 4),
                          "measured_s": r.measured_s, "ape": round(r.ape, 4)} for r in ok],
     }
+
+
+def ranking_groups(ok: list[RowResult]) -> dict[tuple, list[RowResult]]:
+    """Rows of one scenario (GROUP_KEYS) with at least two different plans."""
+    groups: dict[tuple, list[RowResult]] = {}
+    for r in ok:
+        groups.setdefault(r.key(GROUP_KEYS), []).append(r)
+    return {k: g for k, g in groups.items() if len({r.row["plan"].strip() for r in g}) >= 2}
+
+
+def strategy_of(plan: str) -> str:
+    """'cfg=2 pipefusion=4 patches=8' -> 'cfg+pipefusion' (modifiers are not strategies)."""
+    from .strategies import STRATEGIES
+    keys = [k.split("=")[0] for k in plan.split() if "=" in k]
+    keys = [k for k in keys if k in STRATEGIES]
+    return "+".join(keys) if keys else plan.strip()
+
+
+def _family(r: RowResult) -> str:
+    from .hardware import load_gpu
+    try:
+        return load_gpu(r.row["gpu"]).family
+    except HardwareError:
+        return r.row["gpu"]
+
+
+def _breakdown(ok: list[RowResult], speedup_of: dict, key) -> list[dict]:
+    """MAPE, bias (mean log(predicted/measured)) and speed-up MAPE per value of key(row)."""
+    out: dict[str, list[RowResult]] = {}
+    for r in ok:
+        out.setdefault(key(r), []).append(r)
+    rows = []
+    for name, rs in sorted(out.items(), key=lambda kv: -len(kv[1])):
+        sp = [speedup_of[id(r)] for r in rs if id(r) in speedup_of]
+        rows.append({"name": name, "rows": len(rs), "mape": _mean(r.ape for r in rs),
+                     "bias": _mean(math.log(r.predicted_s / r.measured_s) for r in rs),
+                     "speedup_mape": _mean(sp), "speedup_rows": len(sp)})
+    return rows
 
 
 def oom_metrics(results: list[RowResult]) -> dict:
@@ -243,15 +308,32 @@ def table(m: dict) -> str:
     lines.append("")
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
     num = lambda x: "n/a" if x is None else f"{x:.3f}"
+    for title, key in (("GPU family", "per_family"), ("model", "per_model"), ("strategy", "per_strategy")):
+        lines += [""] + breakdown_table(m[key], title)
+    lines.append("")
     lines.append(f"rows {m['rows']}, evaluated {m['evaluated']}, skipped {len(m['skipped'])}")
     lines.append(f"MAPE {pct(m['mape'])}   max APE {pct(m['max_ape'])}   speed-up MAPE {pct(m['speedup_mape'])}"
                  f" ({m['speedup_rows']} rows)   top-1 {num(m['top1'])} ({m['top1_groups']} groups)"
                  f"   Spearman {num(m['spearman'])} ({m['spearman_groups']} groups)")
+    e = m["error_split"]
+    lines.append(f"serial rows MAPE {pct(m['serial_mape'])} ({m['serial_rows']} rows); parallel rows with a serial "
+                 f"baseline ({e['rows']}): mean |log error| {num(e['total'])} = baseline {num(e['serial'])} "
+                 f"and speed-up {num(e['speedup'])} (each part's mean |log|)")
     for s in m["skipped"]:
         lines.append(f"skipped {s['id']}: {s['reason']}")
     if m["predicted_oom"]:
         lines.append(f"published successful runs predicted OOM: {', '.join(m['predicted_oom'])}")
     return "\n".join(lines)
+
+
+def breakdown_table(rows: list[dict], title: str) -> list[str]:
+    """Markdown table of a per-family / per-model / per-strategy breakdown (metrics)."""
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"
+    out = [f"| {title} | rows | MAPE | bias (mean log pred/meas) | speed-up MAPE (rows) |", "|---|---|---|---|---|"]
+    for d in rows:
+        out.append(f"| {d['name']} | {d['rows']} | {pct(d['mape'])} | {d['bias']:+.3f} | "
+                   f"{pct(d['speedup_mape'])} ({d['speedup_rows']}) |")
+    return out
 
 
 def log_ratio(results: list[RowResult]) -> np.ndarray:

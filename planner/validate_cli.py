@@ -21,6 +21,18 @@ def register(sub, common) -> None:
     p.set_defaults(func=lambda args: run(args, common))
 
 
+def _bound_hits(args) -> list[dict]:
+    """The committed calibration's parameters at a bound (none for other profiles)."""
+    from .calibrate import bound_hits
+    from .hardware import CALIBRATED_FILE
+    if args.uncalibrated or args.hw_profile or not CALIBRATED_FILE.exists():
+        return []
+    try:
+        return bound_hits(json.loads(CALIBRATED_FILE.read_text()).get("parameters", {}))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def run(args, common) -> int:
     from .hardware import Profile
     from .validate import evaluate, metrics, oom_metrics, read_rows, table
@@ -41,6 +53,7 @@ def run(args, common) -> int:
     if rows:
         results = evaluate(rows, profile)
         out |= metrics(results)
+        out["at_bounds"] = _bound_hits(args)
     if oom_rows:
         out["oom"] = oom_metrics(evaluate(oom_rows, profile))
     if args.report:
@@ -51,6 +64,9 @@ def run(args, common) -> int:
         return 0
     if rows:
         print(table(out))
+        for b in out["at_bounds"]:
+            print(f"parameter at its {b['bound']} bound: {b['parameter']} = {b['value']:.4g} "
+                  f"(bound {b['bound_value']:.4g}): {b['means']}")
     if oom_rows:
         o = out["oom"]
         print(f"\nout-of-memory cases: {o['predicted_oom']} of {o['evaluated']} predicted not to fit")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The planner's layers, bottom first; a module imports only from its layer or below.
 LAYERS = [
     ("planner.errors", "planner.spec", "planner.timeline", "planner.memo", "planner.limits",
-     "planner.outfiles"),
+     "planner.outfiles", "planner.conventions"),
     ("planner.strategies",),
     ("planner.plan",),
     ("planner.hardware", "planner.zoo", "planner.profile_io"),

@@ -130,7 +130,8 @@ def test_hybridiff_window_follows_the_schedule(two_ranks):
     placed it); alone, the rel-MAE slope test opens it after some CFG steps."""
     sched = two_ranks["ref-dit-tiny | cfg=2 | 3-7: hybridiff=2 k=5"][1][0]["extra"]["hybridiff_window"]
     alone = two_ranks["ref-dit-tiny | hybridiff=2"][1][0]["extra"]["hybridiff_window"]
-    assert sched == [3, 7] and alone[1] - alone[0] + 1 == 5 and alone[0] > 1
+    # alone: k=5 opens a window of k + 1 = 6 steps (tau1..tau1 + k, Hybridiff's unet_forward)
+    assert sched == [3, 7] and alone[1] - alone[0] + 1 == 6 and alone[0] > 1
 
 
 def test_paradigms_tolerance_trades_iterations(two_ranks):

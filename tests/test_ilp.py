@@ -168,17 +168,24 @@ def test_recommended_schedules_are_legal():
         assert plan_errors(rec.plan, spec, sc, n) == [], rec.plan
 
 
+# Hybridiff as its code runs (per-step broadcasts and host syncs, a window of k + 1 steps
+# whose first step fills the cache) gains less than 3% over CFG parallel inside the default
+# 5-step budget on SDXL / 2x RTX 3090, so the search proposes no schedule there; with 10
+# approximate steps it does (BENCHMARKS.md, Hybridiff as coded)
+BUDGET = 10
+
+
 def test_schedule_found_by_search_and_its_objective_is_predict(sdxl_3090):
     m, sc, c = sdxl_3090
-    res = search(m, sc, c, PROFILE)
+    res = search(m, sc, c, PROFILE, approx_budget=BUDGET)
     rec = res.recommended
     assert rec.plan.segments and res.schedule is not None, rec.plan
-    assert rec.approx_steps <= 5 and rec.speedup >= max(p.speedup for p in res.ranked if not p.plan.segments
-                                                        and p.approx_steps <= 5 and p.fits)
+    assert rec.approx_steps <= BUDGET and rec.speedup >= max(p.speedup for p in res.ranked if not p.plan.segments
+                                                             and p.approx_steps <= BUDGET and p.fits)
     ch = res.schedule
     assert ch.objective_s == pytest.approx(ch.predicted_denoise_s, rel=1e-9)
-    # a larger quality budget widens the window; two times one GPU needs about 12 steps with
-    # the calibrated profile (CFG parallel alone is ~1.8x there)
+    # a larger quality budget widens the window; two times one GPU needs about 10-15 steps
+    # with the calibrated profile (CFG parallel alone is ~1.9x there)
     wide = search(m, sc, c, PROFILE, approx_budget=15).recommended
     assert wide.plan.segments and wide.speedup >= 2.0 and wide.approx_steps <= 15
 
@@ -341,7 +348,7 @@ def test_search_re_places_a_schedule_it_proposes():
 
 def test_search_does_not_place_single_dimension_schedules(sdxl_3090):
     m, sc, c = sdxl_3090
-    res = search(m, sc, c, PROFILE)
+    res = search(m, sc, c, PROFILE, approx_budget=BUDGET)
     assert res.schedule is not None and res.recommended.plan.segments
     assert not any(p.plan.segments for p in res.placements)
 
@@ -386,7 +393,7 @@ def _cli(*args):
 
 
 def test_cli_schedule_and_placement_options():
-    base = ["--model", "sdxl", "--gpu", "rtx3090", "--gpus", "2", "--intra", "pcie3"]
+    base = ["--model", "sdxl", "--gpu", "rtx3090", "--gpus", "2", "--intra", "pcie3", "--approx-steps", str(BUDGET)]
     on = json.loads(_cli(*base).stdout)
     off = json.loads(_cli(*base, "--no-schedule").stdout)
     assert "|" in on["recommended"]["plan"] and on["ilp"]["schedule"]["plan"] == on["recommended"]["plan"]

@@ -46,8 +46,11 @@ def run(plan, model, gpu, gpus, intra, **kw):
     ("ulysses=32", {}, "must divide the attention head counts"),
     ("ulysses=16", {"model": "sd3-medium"}, "must divide the attention head counts"),
     ("tp=32", {}, "tp=32 must divide"),
-    ("ring=2", {"h": 1040, "w": 1040}, "not divisible into 2 slices"),
-    ("distrifusion=8", {"h": 1040, "w": 1040}, "not divisible"),
+    ("ring=2", {"h": 1040, "w": 1040}, "65 rows per frame do not divide into 2 slices"),
+    ("distrifusion=8", {"h": 1040, "w": 1040}, "do not divide"),
+    # Latte: 16 frames x 32 rows = 512 rows in all, but every frame is cut by rows
+    ("ring=64", {"model": "latte-1"}, "32 rows per frame do not divide into 64 slices"),
+    ("ulysses=4 ring=2", {"model": "hunyuanvideo", "h": 720, "w": 1296, "frames": 129}, "equal chunks"),
     ("pipefusion=64", {}, "needs at least 64 blocks"),
     ("asyncdiff=64", {}, "needs at least 64 blocks"),
     ("asyncdiff=2 stride=3", {}, "must not exceed"),
@@ -90,6 +93,49 @@ def test_compatibility_is_one_symmetric_relation():
 
 def test_dsp_is_legal_for_factorised_video_models():
     assert errors("dsp=2", model="latte-1") == []
+
+
+def test_split_rule_is_the_models_convention():
+    """xDiT cuts image DiTs by whole patch rows of each frame, HunyuanVideo's flattened
+    tokens into equal chunks, and distrifuser gives the remainder heads to the first ranks
+    (planner/zoo/pipelines.py SplitConvention per class); the search caps follow it."""
+    from planner.strategies import STRATEGIES
+    # 720p x 129 frames: 33 frames x 45 rows x 80 columns = 118,800 tokens, 45 rows per frame
+    for plan in ("ulysses=8", "ulysses=4", "ring=8", "ulysses=2 ring=4"):
+        assert errors(plan, model="hunyuanvideo", h=720, w=1280, frames=129) == [], plan
+    # SDXL's 10 and 20 heads over 8 ranks (DistriFusion's tensor-parallel baseline)
+    assert errors("tp=8", model="sdxl") == []
+    assert any("exceeds the 20 attention heads" in e for e in errors("tp=32", model="sdxl"))
+    hv = zoo.build("hunyuanvideo", 720, 1280, 129)
+    sc = scenario("hunyuanvideo", h=720, w=1280, frames=129)
+    assert STRATEGIES["ring"].cap(hv, sc) == 118800
+    assert STRATEGIES["ring"].cap(zoo.build("latte-1", 512, 512, 16), scenario("latte-1")) == 32
+    assert STRATEGIES["tp"].cap(zoo.build("sdxl", 1024, 1024), scenario("sdxl")) == 20
+
+
+def test_uneven_heads_cost_the_slowest_rank():
+    """tp=8 on SDXL: the slowest rank runs ceil(10/8) = 2 and ceil(20/8) = 3 heads, more
+    attention than an even eighth would be."""
+    from planner.cost import compute
+    from planner.strategies.base import Shard
+    m = zoo.build("sdxl", 1024, 1024)
+    t = compute.op_table(m)
+    flops, _ = compute.local_work(t, Shard(features=8, heads=8), 8, 2, 2)
+    attn = t.kind == 2
+    full, _ = compute.local_work(t, Shard(), 1, 2, 2)
+    assert flops[attn].sum() > full[attn].sum() / 8 * 1.15
+
+
+def test_temporal_attention_is_rank_local_under_a_row_split():
+    """A row split of every frame leaves each rank all frames of its rows: Latte's temporal
+    blocks need no Ulysses or Ring communication (xDiT's latte_temporal_attention)."""
+    from planner.strategies import STRATEGIES
+    from planner.strategies.base import Local, Shard
+    m = zoo.build("latte-1", 512, 512, 16)
+    local = Local(batch=2, shard=Shard(seq=4, heads=4), elem=2, sp=4, latent=m.latent_shape[1:])
+    for b in m.blocks:
+        comm = list(STRATEGIES["ulysses"].layer_comm(4, parse_plan("ulysses=4"), b, local))
+        assert (comm == []) == (b.kind != "transformer"), b.name
 
 
 # ---------------------------------------------------------------- invariants
@@ -219,6 +265,6 @@ def test_ulysses_communication_follows_the_layers():
     under a row split exchanges halo rows and a GroupNorm its statistics (U-Net); a DiT's
     2x2 stride-2 patch embedding reads no neighbour rows."""
     sd3, pixart, sdxl = _ulysses_comms("sd3-medium"), _ulysses_comms("pixart-alpha"), _ulysses_comms("sdxl")
-    assert sd3["joint-attention text output all-gather"] == sd3["O all-to-all"] > 0
+    assert sd3["joint-attention text output all-gather"] == sd3["Q,K,V,O all-to-all"] > 0
     assert "joint-attention text output all-gather" not in pixart and "conv halo rows" not in pixart
     assert sdxl["conv halo rows"] > 0 and sdxl["GroupNorm statistics"] > 0

@@ -134,7 +134,9 @@ def test_plan_trace_is_chrome_trace_format(reports):
     events = doc["traceEvents"]
     spans = [e for e in events if e["ph"] == "X"]
     names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
-    assert spans and all(e["dur"] >= 0 and e["ts"] >= 0 and e["tid"] in (0, 1) for e in spans)
+    # threads: the compute, communication and host lanes (planner/timeline.py)
+    assert spans and all(e["dur"] >= 0 and e["ts"] >= 0 and e["tid"] in (0, 1, 2) for e in spans)
+    assert any(e["tid"] == 2 and e["cat"] == "host" for e in spans)
     assert names == set(json.loads(reports["plan.json"].read_text())["timeline"]["rows"])
 
 

@@ -8,7 +8,8 @@ open the window after the first step whose slope over the last L steps,
 paper's SDXL settings scaled to the step count (L = 12/50, g = 0.4e-3, tau_cap = 15/50
 of the steps), never before `warmup` CFG steps and so that the k window steps fit.
 
-Inside the window of k steps (default 5) the two ranks form an AsyncDiff-style two-stage
+Inside the window of k + 1 steps (tau1..tau1 + k inclusive, as Hybridiff's unet_forward;
+k default 5, planner.strategies.hybridiff.window) the two ranks form an AsyncDiff-style two-stage
 pipeline on the conditional branch only: rank 0 runs the first half of the blocks (the
 cut planner.cost.predict chose) on the current latent, rank 1 the second half on rank
 0's output from the previous step, with the conditioning vector of the current step.

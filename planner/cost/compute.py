@@ -1,12 +1,13 @@
 """Compute time of a rank's share of the denoiser: roofline x measured efficiency.
 
 Each op's GPU time is the larger of its compute time (FLOPs over the dtype's peak at the
-efficiency its op class reaches at that size) and its memory time (bytes over memory
-bandwidth at the memory-bound efficiency). The CPU issues kernels asynchronously, ahead
-of the GPU, so a block takes the larger of its ops' summed GPU time and their summed
-launch cost (eager PyTorch pays a per-op launch cost; torch.compile / CUDA graphs lower
-it): many small ops (patch micro-batches, small images) become launch-bound, big ones
-hide their launches.
+efficiency its op class reaches at that size; attention also by head dim and keys per
+call) and its memory time (bytes over memory bandwidth at the memory-bound efficiency;
+eager PyTorch moves EagerInventory.mem_factor x the fused norm/elementwise bytes). The
+host issues each block's kernels (block_host: kernels x a per-kernel host cost per mode,
+eager or compiled) on its own stream, asynchronously, ahead of the GPU (two_stream): many
+small ops (patch micro-batches, small images, fast GPUs) become host-bound, big ones hide
+the host.
 
 The model's ops are turned into numpy columns once (`op_table`), so evaluating a shard
 is a handful of vector operations: the search evaluates thousands of plans.
@@ -132,32 +133,34 @@ def local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
 
 
 def _local_work(t: OpTable, shard: Shard, tp: int, batch: float, elem: int):
+    # Every split is costed at its largest shard (ceil): an uneven split (remainder heads,
+    # ulysses_anything, a pooled row every rank computes whole) waits for its slowest rank.
     seq = np.where(t.text, 1.0, shard.seq)
     col = t.role == 1
     row = t.role == 2
-    fin = np.where(row, t.in_f / tp, t.in_f)
-    fout = np.where(col, t.out_f / tp, t.out_f)
-    tok = t.tokens / seq
+    fin = np.where(row, np.ceil(t.in_f / tp), t.in_f)
+    fout = np.where(col, np.ceil(t.out_f / tp), t.out_f)
+    tok = np.ceil(t.tokens / seq)
     k = t.kind
 
     # GEMM and conv (implicit GEMM): 2 * positions * Cin * Cout * taps. Ops with params=0
     # reuse another op's weights (the text-stream copy of a shared layer): no second read.
     weights = fin * fout * t.taps
     mm_flops = 2.0 * tok * weights * batch
-    mm_bytes = elem * (batch * (t.in_tokens / seq * fin + tok * fout) + np.where(t.params > 0, weights, 0.0))
+    mm_bytes = elem * (batch * (np.ceil(t.in_tokens / seq) * fin + tok * fout) + np.where(t.params > 0, weights, 0.0))
 
     # attention: queries of the split stream (+ joint text queries) against keys
     textual = t.text
-    q = np.where(textual, t.tokens, t.tokens / shard.q) + t.q_ctx
-    kv = np.where(textual, t.kv, t.kv / shard.kv) + t.ctx
-    heads = np.where(textual, t.heads / tp, t.heads / shard.heads)
-    groups = np.where(textual, t.groups, t.groups / shard.groups)
+    q = np.where(textual, t.tokens, np.ceil(t.tokens / shard.q)) + t.q_ctx
+    kv = np.where(textual, t.kv, np.ceil(t.kv / shard.kv)) + t.ctx
+    heads = np.ceil(np.where(textual, t.heads / tp, t.heads / shard.heads))
+    groups = np.where(textual, t.groups, np.ceil(t.groups / shard.groups))
     hd = groups * heads * t.head_dim * batch
     at_flops = 4.0 * hd * q * kv
     at_bytes = elem * hd * 2.0 * (q + kv)
 
     # norms and elementwise ops: bandwidth bound
-    width = np.where(t.role > 0, t.width / tp, t.width)
+    width = np.where(t.role > 0, np.ceil(t.width / tp), t.width)
     mem_bytes = elem * tok * width * t.tensors * batch
     mem_flops = np.where(k == 3, 5.0, 1.0) * tok * width * batch
 
@@ -178,39 +181,68 @@ def curve_time(curve: EfficiencyCurve, size: np.ndarray, peak: float) -> np.ndar
 
 
 def op_times(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, dtype: str,
-             gpu: GpuSpec, profile: Profile, compiled: bool) -> np.ndarray:
-    """Seconds of every op on one rank (see the module docstring)."""
+             gpu: GpuSpec, profile: Profile, compiled: bool, eager_mem: float = 1.0) -> np.ndarray:
+    """Seconds of every op on one rank (see the module docstring). eager_mem: the factor
+    on the norm/elementwise bytes that eager PyTorch moves (EagerInventory.mem_factor);
+    compiled, fusion removes all but Calibration.compiled_mem_factor of the extra traffic
+    (0: the zoo's one kernel per op, 1: none removed)."""
     flops, nbytes = local_work(t, shard, tp, batch, elem)
     peak = gpu.peak(dtype)
+    membound = t.kind >= 3
+    scale = 1.0 + (eager_mem - 1.0) * profile.calibration.compiled_mem_factor if compiled else eager_mem
+    nbytes = np.where(membound, nbytes * scale, nbytes)
     mem = curve_time(profile.curve(gpu, "mem"), nbytes, gpu.memory_bw)
-    if compiled:  # kernel fusion removes part of the memory-bound traffic
-        mem = mem * profile.calibration.compiled_mem_factor
     compute = np.zeros_like(flops)
     for code, cls in ((0, "gemm"), (1, "conv"), (2, "attn")):
         sel = t.kind == code
         if sel.any():
-            compute[sel] = curve_time(profile.curve(gpu, cls), flops[sel], peak)
+            eff_peak = peak
+            if code == 2 and not profile.measured(gpu, cls):
+                # the attention kernel's head-dim padding and keys-per-call ramp (AttentionKernel)
+                eff_peak = peak * gpu.attention.factor(t.head_dim[sel], attention_keys(t, shard)[sel])
+            compute[sel] = curve_time(profile.curve(gpu, cls), flops[sel], eff_peak)
     return np.maximum(compute, mem)
+
+
+def attention_keys(t: OpTable, shard: Shard) -> np.ndarray:
+    """Keys one attention call of each op sees on a rank: its K/V slice (one Ring block at
+    a time) plus the text keys every rank holds."""
+    kv = np.where(t.text, t.kv, np.ceil(t.kv / shard.kv / shard.kv_chunks))
+    return kv + t.ctx
 
 
 def per_block(t: OpTable, values: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, t.block_starts) if len(values) else values
 
 
-def block_times(t: OpTable, gpu_times: np.ndarray, launch_s: float) -> np.ndarray:
-    """Per block: summed GPU time, or the CPU's launches if they take longer."""
-    ops = np.diff(np.append(t.block_starts, len(gpu_times)))
-    return np.maximum(per_block(t, gpu_times), ops * launch_s)
+def block_host(t: OpTable, kernels_per_op: float, kernel_s: float) -> np.ndarray:
+    """Per block: the host's time to issue its kernels (the zoo's ops x kernels per op,
+    each `kernel_s`: PyTorch dispatch, module and hook overhead, the launch)."""
+    ops = np.diff(np.append(t.block_starts, len(t.kind)))
+    return ops * kernels_per_op * kernel_s
+
+
+def two_stream(host: np.ndarray, gpu: np.ndarray) -> float:
+    """Host and GPU as two streams over a sequence of blocks: the host issues block i's
+    kernels in host[i], the GPU runs them in gpu[i] once issued (it runs ahead of nothing);
+    block i ends at max(end of block i-1 + gpu[i], host's issue of block i). The last end
+    is max(total GPU, max over i of (host through i + GPU after i)): host-bound passes
+    take the host's time, GPU-bound ones the GPU's, mixed ones more than either."""
+    if not len(gpu):
+        return 0.0
+    g = np.cumsum(gpu)
+    h = np.cumsum(host)
+    return float(max(g[-1], np.max(h + g[-1] - g)))
 
 
 def component_time(stage: Component, batch: float, elem: int, dtype: str, gpu: GpuSpec,
                profile: Profile, compiled: bool) -> float:
-    """One pass of a text encoder or the VAE decoder on one GPU."""
+    """One pass of a text encoder or the VAE decoder on one GPU (its op list as one block)."""
     if not stage.ops:
         return 0.0
     t = component_table(stage)
     gpu_time = op_times(t, Shard(), 1, batch, elem, dtype, gpu, profile, compiled)
-    return float(block_times(t, gpu_time, profile.launch_s(compiled)).sum())
+    return max(float(gpu_time.sum()), float(block_host(t, 1.0, profile.launch_s(compiled)).sum()))
 
 
 def activation_peak(t: OpTable, shard: Shard, tp: int, batch: float, elem: int, sel=slice(None)) -> float:

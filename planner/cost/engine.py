@@ -26,7 +26,8 @@ from ..plan import Plan
 from ..spec import ModelSpec, Scenario
 from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_steps
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
-from ..timeline import COMM, COMPUTE, HIDDEN, LoopTime, Timeline, summarise
+from ..timeline import COMM, COMPUTE, HIDDEN, ISSUE, LoopTime, Timeline, run_pass, summarise
+from ..timeline import HOST as HOST_LANE
 from . import compute, hetero, memory, partition
 from .comm import collective_time
 
@@ -55,7 +56,9 @@ def overlapped(compute_s, comm_s, eta: float):
 
 @dataclass
 class BlockCosts:
-    """Seconds per block on one rank, for one denoiser call."""
+    """Seconds per block on one rank, for one denoiser call. The GPU stream runs compute,
+    blocking collectives and Ring's exposed passes; the host stream issues every block's
+    kernels (host) ahead of it (compute.two_stream)."""
 
     compute: np.ndarray
     blocking: np.ndarray      # collectives nothing can run beside (all-to-all, all-reduce)
@@ -64,15 +67,33 @@ class BlockCosts:
     sent: np.ndarray          # bytes this rank sends per block
     exposed: dict = field(default_factory=dict)     # dim -> blocking + attn_extra per block
     asynchronous: dict = field(default_factory=dict)  # dim -> async_comm per block
+    host: np.ndarray | None = None   # the host's time to issue each block's kernels
+
+    def gpu_time(self, sel=slice(None)) -> float:
+        return float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+
+    def issued(self, sel=slice(None), extra_host: float = 0.0) -> float:
+        """The blocks `sel` on the GPU stream as the host issues them (two_stream), plus
+        `extra_host` of host work after them (the scheduler step)."""
+        gpu = self.compute[sel] + self.blocking[sel] + self.attn_extra[sel]
+        host = self.host[sel] if self.host is not None else np.zeros_like(gpu)
+        if extra_host:
+            gpu, host = np.append(gpu, 0.0), np.append(host, extra_host)
+        return compute.two_stream(host, gpu)
+
+    def host_exposed(self, sel=slice(None), extra_host: float = 0.0) -> float:
+        """What the host adds to the pass beyond the GPU stream (host-bound time)."""
+        return self.issued(sel, extra_host) - self.gpu_time(sel)
 
     def exposed_dims(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> dict[str, float]:
-        """pass_time - compute over `sel`, by parallel dimension: the blocking and ring
-        parts of each dimension, and the exposed part of the asynchronous collectives in
-        proportion to each dimension's seconds of them."""
+        """The communication a pass exposes over `sel`, by parallel dimension: the blocking
+        and ring parts of each dimension, and the exposed part of the asynchronous
+        collectives (hidden under the issued pass) in proportion to each dimension's
+        seconds of them."""
         out = {d: float(a[sel].sum()) for d, a in self.exposed.items()}
         k = float(self.async_comm[sel].sum())
         if k > 0:
-            base = float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+            base = self.issued(sel)
             shown = k if sync else float(overlapped(base, k, eta)) - base
             for d, a in self.asynchronous.items():
                 out[d] = out.get(d, 0.0) + shown * float(a[sel].sum()) / k
@@ -81,12 +102,12 @@ class BlockCosts:
     def pass_time(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
         """One pass over the blocks `sel`, in order. sync=True: asynchronous collectives
         wait like blocking ones (the synchronous warm-up of stale-activation methods)."""
-        base = float(self.compute[sel].sum() + self.blocking[sel].sum() + self.attn_extra[sel].sum())
+        base = self.issued(sel)
         k = float(self.async_comm[sel].sum())
         return base + k if sync else float(overlapped(base, k, eta))
 
     def exposed_comm(self, sel=slice(None), eta: float = 1.0, sync: bool = False) -> float:
-        return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum())
+        return self.pass_time(sel, eta, sync) - float(self.compute[sel].sum()) - self.host_exposed(sel)
 
 
 def moving_pairs(cluster: Cluster, pairs) -> tuple[tuple[int, int], ...]:
@@ -114,7 +135,8 @@ class Engine:
         for key, d in plan.degrees:
             shard = shard * STRATEGIES[key].shard(d, plan)
         self.local = Local(batch=samples_per_rank(plan, sc.branches), shard=shard, elem=sc.elem_bytes,
-                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:])
+                           tp=shard.features, sp=shard.seq, latent=model.latent_shape[1:],
+                           frame_split=model.split.seq == "frame_rows")
         self.gpu: GpuSpec = cluster.slowest(plan.gpus, sc.dtype)   # the slowest rank sets the pace
         self._costs: dict = {}
         self._comm: dict = {}       # comm_time memo (layout-dependent: copies with another layout reset it)
@@ -184,6 +206,11 @@ class Engine:
             self._comm[key] = t
         return c.count * t
 
+    def copy_time(self, nbytes: float) -> float:
+        """A memory-bound kernel moving `nbytes` (read + written) on this engine's GPU."""
+        curve = self.profile.curve(self.gpu, "mem")
+        return float(compute.curve_time(curve, np.array([nbytes]), self.gpu.memory_bw)[0])
+
     def collective(self, kind: str, dim: str, nbytes: float) -> float:
         """One collective over every group of dimension `dim` at once."""
         key = ("collective", kind, dim, nbytes)   # memoised as comm_time
@@ -236,14 +263,19 @@ class Engine:
         local = self.local
         if shard is not None or batch is not None:
             local = Local(batch=batch if batch is not None else local.batch, shard=shard or local.shard,
-                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq, latent=local.latent)
+                          elem=local.elem, tp=local.tp, sp=(shard or local.shard).seq, latent=local.latent,
+                          frame_split=local.frame_split)
         key = (local, keys)
         if key in self._costs:
             return self._costs[key]
         t = self.table
+        eager = self.model.eager
+        compiled = self.sc.compiled
         times = compute.op_times(t, local.shard, local.tp, local.batch, local.elem, self.sc.dtype,
-                                 self.gpu, self.profile, self.sc.compiled)
-        comp = compute.block_times(t, times, self.profile.launch_s(self.sc.compiled))
+                                 self.gpu, self.profile, compiled, eager.mem_factor)
+        comp = compute.per_block(t, times)
+        kernel_s = self.profile.launch_s(compiled)
+        host = compute.block_host(t, 1.0 if compiled else eager.kernels_per_op, kernel_s)
         attn = compute.per_block(t, np.where(t.self_attn, times, 0.0))
         if self.plan.gpus > 1:     # ranks sharing one host's cores (Profile.concurrent_slowdown)
             comp, attn = comp * self.profile.concurrent_slowdown, attn * self.profile.concurrent_slowdown
@@ -265,13 +297,20 @@ class Engine:
                 for k, d in strategies:
                     for c in STRATEGIES[k].layer_comm(d, self.plan, block, local):
                         secs = self.comm_time(c)
+                        # layout copies / merges: memory-bound, on the compute stream
+                        copy_s = c.count * self.copy_time(c.copy_bytes) if c.copy_bytes else None
                         if c.overlap == IN_ATTENTION:
                             # c.count passes, each hiding under one of (count+1) attention chunks
                             chunk = attn[i] / (c.count + 1)
                             secs = c.count * (overlapped(chunk, secs / c.count, self.eta) - chunk)
-                        adds.append((c.overlap, c.dim, secs, c.nbytes * c.count))
-            for overlap, dim, secs, nbytes in adds:
+                        adds.append((c.overlap, c.dim, secs, c.nbytes * c.count,
+                                     c.count * c.kernels * kernel_s, copy_s))   # host: the collective and its copies
+            for overlap, dim, secs, nbytes, host_s, copy_s in adds:
                 sent[i] += nbytes
+                host[i] += host_s
+                if copy_s is not None:
+                    blocking[i] += copy_s
+                    exposed.setdefault(dim, np.zeros(n))[i] += copy_s
                 if overlap == BLOCKING:
                     blocking[i] += secs
                     exposed.setdefault(dim, np.zeros(n))[i] += secs
@@ -281,7 +320,7 @@ class Engine:
                 elif overlap == IN_STEP:
                     async_c[i] += secs
                     asynchronous.setdefault(dim, np.zeros(n))[i] += secs
-        costs = BlockCosts(comp, blocking, ring, async_c, sent, exposed, asynchronous)
+        costs = BlockCosts(comp, blocking, ring, async_c, sent, exposed, asynchronous, host)
         self._costs[key] = costs
         return costs
 
@@ -307,9 +346,14 @@ class Engine:
         return summarise(tl, units, warmup={0}, comm_bytes_per_step=float(costs.sent.sum()) + gather_b)
 
     def _layerwise_step(self, tl: Timeline, costs: BlockCosts, step: int, sync: bool, detail: bool) -> None:
-        """One step on the timeline: the blocks (one task, or block by block), the exposed
-        communication of each dimension, the once-per-step collectives, the scheduler."""
+        """One step on the timeline: the host issuing the blocks' kernels and the scheduler,
+        the blocks (one task, or block by block), the exposed communication of each
+        dimension, the wait for the host where it is slower, the once-per-step collectives."""
+        other = self.step_overhead()
         if detail:
+            start = tl.free_at(0)
+            tl.add(0, HOST_LANE, float(costs.host.sum()) + other, after=start, label="issue kernels", step=step,
+                   part=ISSUE)
             for i, b in enumerate(self.model.blocks):
                 tl.add(0, COMPUTE, costs.compute[i], label=b.name, step=step)
                 for d, a in costs.exposed.items():
@@ -322,13 +366,13 @@ class Engine:
                 hidden_exposed[d] = hidden_exposed.get(d, 0.0) - float(costs.exposed[d].sum())
             for d, secs in hidden_exposed.items():
                 tl.block(0, secs, label=f"{d} async (exposed)", step=step, dim=d)
+            waits = costs.host_exposed(extra_host=other)
+            if waits > 1e-15:
+                tl.host(0, waits, label="waits for the host", step=step)
         else:
-            tl.add(0, COMPUTE, float(costs.compute.sum()), label="denoiser", step=step)
-            for d, secs in costs.exposed_dims(eta=self.eta, sync=sync).items():
-                tl.block(0, secs, label=f"{d} communication", step=step, dim=d)
+            run_pass(tl, 0, costs, slice(None), self.eta, "denoiser", step, sync=sync, extra_host=other)
         for d, secs in self.after_step_dims().items():
             tl.block(0, secs, label="noise-prediction gather", step=step, dim=d)
-        tl.host(0, self.step_overhead(), after=tl.free_at(0), step=step)
 
 
 def denoise(engine: Engine, detail: bool) -> LoopTime:

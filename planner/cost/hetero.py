@@ -20,13 +20,14 @@ Without this the cost engine runs every rank at the pace of the slowest GPU. Her
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..strategies import LATENT_SPLIT_KEYS, loop_strategy
-from ..strategies.base import Shard
 from . import compute
 
 
@@ -91,9 +92,9 @@ def _times(eng, local, gpu, share: float) -> np.ndarray:
     """Op times on `gpu` when the rank holds `share` x the even share of the tokens."""
     sh = local.shard
     q = sh.q / share if sh.q > 1 else sh.q
-    scaled = Shard(sh.seq / share, q, sh.kv, sh.heads, sh.features, sh.groups)
+    scaled = dataclasses.replace(sh, seq=sh.seq / share, q=q)
     return compute.op_times(eng.table, scaled, local.tp, local.batch, local.elem, eng.sc.dtype, gpu,
-                            eng.profile, eng.sc.compiled)
+                            eng.profile, eng.sc.compiled, eng.model.eager.mem_factor)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -14,6 +14,8 @@ VAE decode + runtime.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..spec import MemoryBreakdown
@@ -36,10 +38,19 @@ def weight_split(plan) -> int:
     return n
 
 
-def vae_activations(model, images: float, elem: int) -> float:
-    """The VAE decoder's largest live activation for `images` images."""
+def vae_activations(model, images: float, elem: int, tiling: bool = False) -> float:
+    """The VAE decoder's largest live activation for `images` images: one of its
+    sequential tiles (Component.tiles), and with tiling one spatial tile of it."""
     vae = model.vae_decoder
-    return compute.activation_peak(compute.component_table(vae), Shard(), 1, images, elem) if vae.ops else 0.0
+    if not vae.ops:
+        return 0.0
+    peak = compute.activation_peak(compute.component_table(vae), Shard(), 1, images, elem) / vae.tiles
+    if tiling and vae.tile_px:
+        _, _, lh, lw = model.latent_shape
+        h, w = lh * model.facts.vae_spatial, lw * model.facts.vae_spatial
+        tiles = math.prod(max(1, math.ceil((side - vae.tile_px) / vae.stride_px) + 1) for side in (h, w))
+        peak = peak * min(1.0, vae.tile_px ** 2 / (h * w)) if tiles > 1 else peak
+    return peak
 
 
 def memory(eng, rank_blocks) -> MemoryBreakdown:
@@ -60,14 +71,22 @@ def memory(eng, rank_blocks) -> MemoryBreakdown:
         m = MemoryBreakdown(weights=weights, activations=act + stream, buffers=buffers)
         if worst is None or m.total() > worst.total():
             worst = m
-    worst.text_encoders = sum(e.params for e in model.text_encoders) * local.elem
     vae = model.vae_decoder
-    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem)
+    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem, sc.vae_tiling)
+    worst.runtime = RUNTIME_BYTES + NCCL_BYTES_PER_GROUP * len(plan.degrees)
+    text = sum(e.params for e in model.text_encoders) * local.elem
+    decode = 0.0 if sc.scope == "denoise" else vae_act
+    if sc.cpu_offload:
+        # enable_model_cpu_offload: each component moves to the GPU for its call and back,
+        # so the peak is the largest of the text encoders, the denoising loop and the decode
+        loop = worst.weights + worst.activations + worst.buffers
+        worst.text_encoders = max(0.0, text - loop)
+        worst.vae = max(0.0, vae.params * local.elem + decode - loop - worst.text_encoders)
+        return worst
+    worst.text_encoders = text
     # scope "denoise" (the loop alone, as DistriFusion-style harnesses time it with
     # output_type="latent") never decodes, so only the VAE's weights are resident
-    decode = 0.0 if sc.scope == "denoise" else max(0.0, vae_act - worst.activations - worst.buffers)
-    worst.vae = vae.params * local.elem + decode
-    worst.runtime = RUNTIME_BYTES + NCCL_BYTES_PER_GROUP * len(plan.degrees)
+    worst.vae = vae.params * local.elem + max(0.0, decode - worst.activations - worst.buffers)
     return worst
 
 
@@ -88,12 +107,12 @@ def stage_caps(eng, key: str, parts: int):
     buffers = np.array([per_class[c] for c in compute.block_classes(model)])
     whole = memory(eng, None)
     fixed = whole.text_encoders + whole.runtime + model.vae_decoder.params * local.elem
-    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem)
+    vae_act = vae_activations(model, images_per_rank(plan, sc.batch), local.elem, sc.vae_tiling)
     gpus = eng.cluster.gpus
     if eng.cluster.uniform:
-        cap = np.full(parts, float(gpus[0].memory_bytes))
+        cap = np.full(parts, float(gpus[0].usable_bytes))
     else:
         groups = eng.layout.groups(key)
-        cap = np.array([min(gpus[g[s]].memory_bytes for g in groups) for s in range(parts)], dtype=float)
+        cap = np.array([min(gpus[g[s]].usable_bytes for g in groups) for s in range(parts)], dtype=float)
     caps = np.vstack([cap - fixed - whole.activations, cap - fixed - vae_act])
     return np.vstack([weights + buffers, weights]), caps

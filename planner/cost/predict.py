@@ -55,7 +55,7 @@ def _components(eng: Engine) -> tuple[float, float]:
 def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Prediction:
     bd = Breakdown(compute=den.compute, comm=den.comm, bubble=den.bubble, text_encoders=text_s,
                    vae=vae_s, other=den.host, warmup=den.warmup, comm_dims=dict(den.comm_dims))
-    capacity = eng.cluster.smallest_memory(plan.gpus)
+    capacity = eng.cluster.usable_memory(plan.gpus)
     return Prediction(
         plan=plan, latency_s=text_s + den.total + vae_s, step_s=den.steady_step,
         serial_latency_s=serial_latency(eng.model, eng.sc, eng.cluster, eng.profile),

@@ -1,8 +1,9 @@
 """The simulated timeline (planner/timeline.py, JSON form Timeline.to_dict) as a Gantt chart.
 
 The chart shows, per timeline row (a rank, or a group of ranks doing the same work),
-its compute lane (compute, blocking communication and host work, each in its colour),
-its communication lane (transfers that run beside it), and the compute lane's idle
+its compute lane (compute, blocking communication and host waits, each in its colour),
+its communication lane (transfers that run beside it), its host lane (the CPU issuing
+kernels ahead of the GPU), and the compute lane's idle
 gaps: the idle time is what pipeline bubbles cost, so it is drawn, not left as white
 space that a reader might take for a missing task.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 COLOURS = {"compute": "#636efa", "comm": "#ef553b", "host": "#7f7f7f", "hidden": "#f7a8a0",
-           "redundant": "#b6b9f5", "idle": "#d5d9de"}
+           "redundant": "#b6b9f5", "issue": "#c7c7c7", "idle": "#d5d9de"}
 # legend names of the parts (planner/timeline.py): each task is coloured by its part
-NAMES = {"compute": "compute", "comm": "exposed communication", "host": "host overhead",
-         "hidden": "overlapped transfer", "redundant": "redundant work", "idle": "idle"}
+NAMES = {"compute": "compute", "comm": "exposed communication", "host": "waiting for the host",
+         "hidden": "overlapped transfer", "redundant": "redundant work", "issue": "host issuing kernels",
+         "idle": "idle"}
 
 
 def idle_gaps(tasks: list[dict], row: int, end: float, lane: str = "compute") -> list[tuple[float, float]]:
@@ -35,9 +37,11 @@ def gantt_figure(tl: dict, title: str) -> go.Figure:
     tasks = tl["tasks"]
     end = tl.get("makespan_s") or max((t["end"] for t in tasks), default=0.0)
     unit, k = ("ms", 1e3) if end < 10 else ("s", 1.0)     # video models' steps take seconds
-    # two lines per row, compute above communication; categories are unique strings
-    cat = {(r, lane): f"{rows[r]} · {lane}" for r in range(len(rows)) for lane in ("compute", "comm")}
-    order = [cat[(r, lane)] for r in range(len(rows)) for lane in ("compute", "comm")]
+    # a line per lane and row (compute, communication, and the host's where it has tasks);
+    # categories are unique strings
+    lanes = ("compute", "comm") + (("host",) if any(t["lane"] == "host" for t in tasks) else ())
+    cat = {(r, lane): f"{rows[r]} · {lane}" for r in range(len(rows)) for lane in lanes}
+    order = [cat[(r, lane)] for r in range(len(rows)) for lane in lanes]
     fig = go.Figure()
     for part in NAMES:
         if part == "idle":

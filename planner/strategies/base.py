@@ -30,6 +30,8 @@ class Shard:
     q, kv: attention queries and keys of the split stream.
     heads: attention heads. features: GEMM/conv output (col) or input (row) features.
     groups: independent attention sequences (frames for spatial attention).
+    kv_chunks: the keys one attention call sees are kv / kv_chunks (Ring attends to one
+    K/V block at a time; the kernel's efficiency depends on that length).
     Text-stream ops are never split by seq, q or kv (every rank keeps the text whole).
     """
 
@@ -39,10 +41,11 @@ class Shard:
     heads: int = 1
     features: int = 1
     groups: int = 1
+    kv_chunks: int = 1
 
     def __mul__(self, o: "Shard") -> "Shard":
         return Shard(self.seq * o.seq, self.q * o.q, self.kv * o.kv, self.heads * o.heads,
-                     self.features * o.features, self.groups * o.groups)
+                     self.features * o.features, self.groups * o.groups, self.kv_chunks * o.kv_chunks)
 
 
 NO_SHARD = Shard()
@@ -56,7 +59,13 @@ AFTER_STEP = "after_step"  # once per step, between steps (CFG gather of the noi
 
 @dataclass(frozen=True, slots=True)
 class Comm:
-    """One collective a rank takes part in: `count` times `kind` over `dim`'s group."""
+    """One collective a rank takes part in: `count` times `kind` over `dim`'s group.
+
+    copy_bytes: device-memory bytes (read + written) of the layout kernels each call needs
+    on the rank's own GPU (the permute + contiguous before and after an all-to-all, Ring's
+    fp32 output merge): memory-bound work on the compute stream, whatever `overlap` says of
+    the transfer. kernels: what the host issues per call (the collective and those kernels).
+    """
 
     kind: str          # all_reduce | all_gather | all_to_all | broadcast | p2p | reduce_scatter
     dim: str           # plan key whose groups it runs over
@@ -64,6 +73,8 @@ class Comm:
     overlap: str = BLOCKING
     count: int = 1
     what: str = ""
+    copy_bytes: float = 0.0
+    kernels: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +230,9 @@ class Local:
     tp: int = 1           # tensor-parallel degree (features and heads)
     sp: int = 1           # sequence split of the image stream (ulysses x ring x patches)
     latent: tuple[int, int, int] = (1, 1, 1)   # latent frames, rows, columns (conv halos)
+    # the sequence split cuts every frame by rows (SplitConvention "frame_rows"), so a rank
+    # holds all frames of its rows: temporal attention (Latte) needs nothing from the others
+    frame_split: bool = True
 
 
 # ---------------------------------------------------------------- shared byte counts

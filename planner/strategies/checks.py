@@ -10,23 +10,41 @@ from .base import Comm
 SPATIAL_COLLECTIVES = frozenset({"p2p", "all_reduce"})
 
 
-def head_cap(model) -> int:
-    """Head-splitting degrees (Ulysses, TP) must divide every attention head count."""
-    return math.gcd(*model.attention_heads()) if model.attention_heads() else 1
+def head_cap(model, uneven: bool = False) -> int:
+    """Head-splitting degrees (Ulysses, TP) must divide every attention head count; where
+    the model's engines split heads unevenly (SplitConvention.heads), up to the most heads."""
+    heads = model.attention_heads()
+    if not heads:
+        return 1
+    return max(heads) if uneven else math.gcd(*heads)
+
+
+def heads_uneven(model) -> bool:
+    return model.split.heads == "uneven"
 
 
 def row_cap(model) -> int:
-    """Row-splitting degrees cannot exceed the latent's rows of patches."""
-    return model.latent_rows()
+    """The most slices a sequence or patch split can make (the model's SplitConvention):
+    a frame's rows of patches, or the stream's tokens."""
+    return model.frame_rows() if model.split.seq == "frame_rows" else model.stream_tokens()
 
 
-def rows_divisible(n: int, plan, model) -> list[str]:
-    """Sequence and patch methods split the latent by rows (xDiT: latent height % sp == 0);
-    n: the slices all of the plan's row splits make at once (planner/legality.py)."""
-    rows = model.latent_rows()
-    if rows % n:
-        return [f"the latent has {rows} rows of patches, not divisible into {n} slices "
-                f"({plan}); change the height or the degrees"]
+def split_errors(n: int, plan, model) -> list[str]:
+    """Is an n-way sequence/patch split (all of the plan's row splits at once,
+    planner/legality.py) legal under the model's SplitConvention? Each refusal names the
+    engine rule (its source is on the convention)."""
+    conv = model.split
+    if conv.seq == "frame_rows":
+        rows = model.frame_rows()
+        if rows % n:
+            return [f"the engines split {model.id} by whole patch rows of each frame (rows % slices == 0; "
+                    f"{conv.source}): {rows} rows per frame do not divide into {n} slices ({plan}); "
+                    f"change the height or the degrees"]
+    elif conv.seq == "tokens":
+        tokens = model.stream_tokens()
+        if tokens % n:
+            return [f"the engines split {model.id}'s flattened sequence into equal chunks (tokens % slices == 0; "
+                    f"{conv.source}): {tokens} tokens do not divide into {n} ({plan})"]
     return []
 
 

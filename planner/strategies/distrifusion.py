@@ -47,7 +47,11 @@ class DistriFusion(Strategy):
         return gather_kv(self.key, block, local, IN_STEP) + spatial_comms(self.key, block, local, IN_STEP)
 
     def buffer_bytes(self, d, plan, blocks, local):
-        return 2 * sum(self_attention_kv_bytes(b, local, full=True) for b in blocks)
+        # the stale K/V of every layer and the buffer its in-flight all-gather writes, plus
+        # the full K/V one layer concatenates from them (pipefuser DistriSelfAttentionPP:
+        # full_kv = torch.cat(new_buffer_list, dim=1)), a transient of the largest layer
+        kv = [self_attention_kv_bytes(b, local, full=True) for b in blocks]
+        return 2 * sum(kv) + max(kv, default=0.0)
 
 
 STRATEGY = DistriFusion()

@@ -9,9 +9,17 @@ The first `warmup` steps (default 1, xDiT's default) run synchronously without s
 K/V. Approximate. Weights are sharded by stage; the K/V buffer covers the stage's layers.
 Timing comes from the pipeline simulated on the timeline (`loop`).
 """
-from ..timeline import COMM, COMPUTE, HIDDEN, Timeline, pass_pieces, run_pieces, summarise
+import dataclasses
+
+import numpy as np
+
+from ..timeline import COMM, HIDDEN, Timeline, pass_pieces, run_pieces, summarise
 from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
 from .checks import stale_steps
+
+# Elementwise kernels of one scheduler update (diffusers DPMSolverMultistep / FlowMatchEuler
+# step: a few scalings, adds and the multistep combination): ASSUMED ~12
+SCHEDULER_KERNELS = 12
 
 
 class PipeFusion(Strategy):
@@ -76,11 +84,12 @@ class PipeFusion(Strategy):
         # each stage's costs on its own GPU (one engine on uniform GPUs), and cuts by cost
         # with per-stage memory caps (Engine.stage_cuts)
         engs = eng.stage_engines(self.key)
-        whole_shard = Shard(local.shard.seq // m, local.shard.q // m, local.shard.kv,
-                            local.shard.heads, local.shard.features, local.shard.groups)
+        whole_shard = dataclasses.replace(local.shard, seq=local.shard.seq // m, q=local.shard.q // m)
         micros = [e.block_costs() for e in engs]                  # one patch
         wholes = [e.block_costs(shard=whole_shard) for e in engs]
-        cuts = eng.stage_cuts([u.compute + u.blocking + u.attn_extra for u in micros], self.key).cuts
+        # a patch's blocks take the GPU's time or, small patches on fast GPUs, the host's
+        cuts = eng.stage_cuts([np.maximum(u.compute + u.blocking + u.attn_extra, u.host) for u in micros],
+                              self.key).cuts
         patch_t = [micros[s].pass_time(c, eng.eta) for s, c in enumerate(cuts)]
 
         # point-to-point hops between neighbouring stages, all pipelines at once
@@ -91,27 +100,41 @@ class PipeFusion(Strategy):
             b = eng.model.blocks[c.stop - 1]
             return (b.tokens * b.hidden + b.skip_elems) / seq * local.batch * local.elem
 
+        def stacked(c: slice, seq: int) -> float:
+            """U-shaped DiTs (HunyuanDiT): the stage stacks its skip tensors into one buffer
+            before sending them (torch.stack in xDiT's hunyuan_transformer_2d), per patch."""
+            b = eng.model.blocks[c.stop - 1]
+            return eng.copy_time(2 * b.skip_elems / seq * local.batch * local.elem) if b.skip_elems else 0.0
+
         latent_patch = eng.model.latent_elems() / local.shard.seq * local.batch * local.elem
+        stacks = [stacked(c, local.shard.seq) for c in cuts[:-1]]
         hops = [hop(s, boundary(c, local.shard.seq)) for s, c in enumerate(cuts[:-1])]
         hops_whole = [hop(s, boundary(c, local.shard.seq // m)) for s, c in enumerate(cuts[:-1])]
         back = hop(d - 1, latent_patch) if d > 1 else 0.0
         _, gather_b = eng.after_step()
         other = eng.step_overhead()
+        patch_update = SCHEDULER_KERNELS * eng.profile.launch_s(sc.compiled)
 
         labels = [f"stage {s} ({len(range(*c.indices(len(eng.model.blocks))))} blocks)" for s, c in enumerate(cuts)]
         tl = Timeline(d, labels, record=detail)
         gathers = eng.after_step_dims()
+        # xDiT gathers the CFG branches' noise prediction of every patch on the last stage
+        # (get_cfg_group().all_gather in _backbone_forward), each call paying its latency
+        patch_gathers: dict[str, float] = {}
+        for c in eng.step_comms():
+            patch_gathers[c.dim] = patch_gathers.get(c.dim, 0.0) + eng.comm_time(
+                dataclasses.replace(c, nbytes=c.nbytes / m))
 
-        # each stage's pass: compute, then the exposed communication of the dimensions
-        # inside the stage (Ulysses, Ring, TP); a patch and (warm-up) the whole image
+        # each stage's pass: its blocks, with the exposed communication of the dimensions
+        # inside the stage (Ulysses, Ring, TP); a patch and (warm-up) the whole image,
+        # laid out once and run for every patch
         patch_pass = [pass_pieces(micros[s], c, eng.eta) for s, c in enumerate(cuts)]
         whole_pass = [pass_pieces(wholes[s], c, eng.eta, sync=True) for s, c in enumerate(cuts)]
 
-        def gather(scale: float, after: float, step: int) -> float:
-            """The once-per-step collectives (CFG gather) on the last stage, `scale` of them."""
-            for dim, secs in gathers.items():
-                after = tl.add(d - 1, COMM, secs * scale, after=after, label="noise-prediction gather",
-                               step=step, dim=dim)
+        def gather(per: dict, after: float, step: int) -> float:
+            """The noise-prediction gathers (CFG) on the last stage, blocking its stream."""
+            for dim, secs in per.items():
+                after = tl.block(d - 1, secs, after=after, label="noise-prediction gather", step=step, dim=dim)
             return after
 
         units = []
@@ -121,24 +144,26 @@ class PipeFusion(Strategy):
                 t = run_pieces(tl, s, whole_pass[s], t, "warm-up", 0)
                 if s < d - 1:
                     t = tl.add(s, COMM, hops_whole[s], after=t, label="activation", step=0, dim=self.key)
-            t = tl.host(0, other, after=gather(1.0, t, 0), step=0)
+            t = tl.host(0, other, after=gather(gathers, t, 0), step=0)
             units.append((0, warm))
         ready = [t] * m           # when patch j of the next step may enter stage 0
         simulated = min(sc.steps - warm, 2)   # fill, then one steady step
         for k in range(simulated):
             step = 1 + k
-            # stage by stage, all patches at once (each lane runs its patches in order, so
-            # this is the patch-by-patch simulation): stage s's patches arrive with the
-            # activations from stage s - 1, and send theirs on over point-to-point
-            arrive = ready
-            for s in range(d - 1):
-                done = tl.stream(s, COMPUTE, patch_pass[s], arrive, "patch", step)
-                arrive = tl.stream(s, COMM, ((self.key, hops[s]),), done, "activation", step, part=HIDDEN)
-            # the last stage finishes each patch: guidance gather, scheduler update of the
-            # patch (xDiT's patch-aware scheduler), latent patch back to stage 0
             for j in range(m):
-                end = tl.stream(d - 1, COMPUTE, patch_pass[d - 1], [arrive[j]], f"patch {j}", step)[0]
-                end = tl.host(d - 1, other / m, after=gather(1.0 / m, end, step), step=step)
+                a = ready[j]
+                for s in range(d):
+                    end = run_pieces(tl, s, patch_pass[s], a, f"patch {j}", step)
+                    if s < d - 1:
+                        if stacks[s]:
+                            end = tl.block(s, stacks[s], label="stack skips", step=step, dim=self.key)
+                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step, part=HIDDEN)
+                # the last stage finishes the patch: guidance gather, then the scheduler steps
+                # the patch (xDiT's patch-aware scheduler: one scheduler.step per patch, its
+                # kernels issued by the host), the rest of the step's host work once, and
+                # the latent patch goes back to stage 0
+                host = patch_update + (other if j == m - 1 else 0.0)
+                end = tl.host(d - 1, host, after=gather(patch_gathers, end, step), step=step)
                 ready[j] = tl.add(d - 1, COMM, back, after=end, label="latent patch", step=step, part=HIDDEN)
             units.append((step, 1 if k + 1 < simulated else sc.steps - warm - k))
 

@@ -7,7 +7,7 @@ full activation per transformer layer. Weights are sharded 1/t; activations are 
 Exact. Loses on diffusion models because their activations are large (methods.md (2)).
 """
 from .base import BLOCKING, Comm, Shard, Strategy
-from .checks import head_cap
+from .checks import head_cap, heads_uneven
 
 
 class TensorParallel(Strategy):
@@ -19,12 +19,19 @@ class TensorParallel(Strategy):
     collectives = frozenset({"all_reduce"})
 
     def cap(self, model, sc):
-        return head_cap(model)
+        return head_cap(model, heads_uneven(model))
 
     def check(self, d, plan, model, sc):
+        # where the engine gives the remainder heads to the first ranks (SplitConvention),
+        # any degree up to the most heads runs; the slowest rank's ceil(heads / d) is costed
+        if heads_uneven(model):
+            if d > max(model.attention_heads(), default=1):
+                return [f"tp={d} exceeds the {max(model.attention_heads())} attention heads of {model.id}"]
+            return []
         bad = [h for h in model.attention_heads() if h % d]
         if bad:
-            return [f"tp={d} must divide the attention head counts {list(model.attention_heads())} of {model.id}"]
+            return [f"tp={d} must divide the attention head counts {list(model.attention_heads())} of {model.id} "
+                    f"(Megatron-style split of whole heads per rank)"]
         return []
 
     def shard(self, d, plan):

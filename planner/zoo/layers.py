@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.spec import Block, ModelSpec, Op, OpKind
+from planner.spec import Block, EagerInventory, ModelSpec, Op, OpKind, SplitConvention
 
 
 # ---------------------------------------------------------------- single ops
@@ -189,7 +189,8 @@ def cross_attn(prefix: str, seq: int, dim: int, heads: int, head_dim: int, ctx: 
     return ops
 
 
-def spec(facts, grid: Grid, blocks, encoders, vae) -> ModelSpec:
+def spec(facts, grid: Grid, blocks, encoders, vae, split: SplitConvention = SplitConvention(),
+         eager: EagerInventory = EagerInventory()) -> ModelSpec:
     """Assemble the ModelSpec. `tokens` is read off the ops: the longest image/video-stream
     self-attention sequence. That is frames x rows x cols for full-attention models, the
     64x64 level for SDXL (its 128x128 level has no attention) and one frame's positions
@@ -197,4 +198,5 @@ def spec(facts, grid: Grid, blocks, encoders, vae) -> ModelSpec:
     blocks = tuple(blocks)
     longest = max((o.tokens for b in blocks for o in b.self_attn_ops() if not o.text), default=grid.tokens)
     return ModelSpec(facts=facts, blocks=blocks, text_encoders=tuple(encoders), vae_decoder=vae,
-                     latent_shape=(facts.latent_channels, grid.lf, grid.lh, grid.lw), tokens=longest)
+                     latent_shape=(facts.latent_channels, grid.lf, grid.lh, grid.lw), tokens=longest,
+                     split=split, eager=eager)

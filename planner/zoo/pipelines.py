@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from planner.spec import ModelFacts, ModelSpec
+from planner.spec import EagerInventory, ModelFacts, ModelSpec, SplitConvention
 from planner.zoo import dit, encoders, mmdit, unet, vae, video
-from planner.zoo.hub import Cfg, Component, PipelineConfig, ZooError, cfg, zoo_folder
+from planner.zoo.hub import CONFIGS, Cfg, Component, PipelineConfig, ZooError, cfg, read_json, zoo_folder
 from planner.zoo.layers import Grid, spec
 
 # StableDiffusion3Pipeline / FluxPipeline / HunyuanDiTPipeline: the CLIP tokenizers'
@@ -30,16 +30,29 @@ class Denoiser:
     defaults: dict
     latent: Callable[[Cfg], tuple[int, int]]
     blocks: Callable[[Cfg, Grid], list]
+    split: SplitConvention = SplitConvention(source="xDiT: latent height per frame % sp (config/config.py "
+                                             "input checks, models/transformers/*: local height // patch)")
 
+
+# How the engines running each class split it (SplitConvention)
+_UNET_SPLIT = SplitConvention("frame_rows", "uneven", "DistriFusion/PipeFusion patch split by latent rows; "
+                              "distrifuser DistriAttentionTP: sliced_heads = heads // n, the first heads % n "
+                              "ranks take one more")
+_TOKEN_SPLIT_XDIT = SplitConvention("tokens", "even", "xDiT transformer_hunyuan_video.py @2e3d149: "
+                                    "hidden_states.flatten(1, 3), then torch.chunk over sp (equal chunks)")
+_TOKEN_SPLIT_CP = SplitConvention("tokens", "even", "diffusers 0.42.1 _cp_plan splits the flattened sequence "
+                                  "(transformer_wan.py; hooks/context_parallel.py EquipartitionSharder asserts "
+                                  "size % mesh == 0); ASSUMED for Mochi (ParaAttention's context parallel)")
 
 DENOISERS = {
-    "UNet2DConditionModel": Denoiser(unet.UNET2D_DEFAULTS, unet.latent, unet.unet2d),
+    "UNet2DConditionModel": Denoiser(unet.UNET2D_DEFAULTS, unet.latent, unet.unet2d, _UNET_SPLIT),
     "UNetSpatioTemporalConditionModel": Denoiser(unet.SVD_DEFAULTS, unet.latent, unet.spatio_temporal),
     "SD3Transformer2DModel": Denoiser(mmdit.SD3_DEFAULTS, mmdit.latent,
                                       lambda c, g: mmdit.sd3(c, g, CLIP_TOKENS)),
     "FluxTransformer2DModel": Denoiser(mmdit.FLUX_DEFAULTS, mmdit.packed_latent, mmdit.flux),
-    "HunyuanVideoTransformer3DModel": Denoiser(mmdit.HUNYUANVIDEO_DEFAULTS, mmdit.latent, mmdit.hunyuanvideo),
-    "MochiTransformer3DModel": Denoiser(mmdit.MOCHI_DEFAULTS, mmdit.latent, mmdit.mochi),
+    "HunyuanVideoTransformer3DModel": Denoiser(mmdit.HUNYUANVIDEO_DEFAULTS, mmdit.latent, mmdit.hunyuanvideo,
+                                               _TOKEN_SPLIT_XDIT),
+    "MochiTransformer3DModel": Denoiser(mmdit.MOCHI_DEFAULTS, mmdit.latent, mmdit.mochi, _TOKEN_SPLIT_CP),
     "OpenSoraMMDiTModel": Denoiser(mmdit.OPENSORA2_DEFAULTS, mmdit.packed_latent, mmdit.opensora_mmdit),
     "PixArtTransformer2DModel": Denoiser(dit.PIXART_DEFAULTS, dit.latent, dit.pixart),
     "DiTTransformer2DModel": Denoiser(dit.DIT_DEFAULTS, dit.latent, dit.dit),
@@ -47,7 +60,7 @@ DENOISERS = {
     "LatteTransformer3DModel": Denoiser(dit.LATTE_DEFAULTS, dit.latent, dit.latte),
     "OpenSoraSTDiT3Model": Denoiser(dit.STDIT3_DEFAULTS, dit.stdit3_latent, dit.stdit3),
     "CogVideoXTransformer3DModel": Denoiser(video.COGVIDEOX_DEFAULTS, video.cog_latent, video.cogvideox),
-    "WanTransformer3DModel": Denoiser(video.WAN_DEFAULTS, video.wan_latent, video.wan),
+    "WanTransformer3DModel": Denoiser(video.WAN_DEFAULTS, video.wan_latent, video.wan, _TOKEN_SPLIT_CP),
 }
 # diffusers' _CLASS_REMAPPING_DICT (models/model_loading_utils.py): PixArt and DiT repositories
 # saved before diffusers 0.28 name the generic class
@@ -182,12 +195,28 @@ def _encoder(pipe: PipelineConfig, name: str, tokens: int):
     return stage(cfg(c, defaults, pipe.where), tokens, pipe.labels.get(name) or f"{name} ({c.class_name})")
 
 
-def _blocks(pipe: PipelineConfig, kind: PipelineKind, g: Grid) -> list:
+def _blocks(pipe: PipelineConfig, kind: PipelineKind, g: Grid) -> tuple[list, SplitConvention]:
     d, dcfg = _denoiser(pipe.component(kind.denoiser), pipe.where)
     if kind.motion_adapter:
         adapter = pipe.component("motion_adapter")
-        return unet.motion(dcfg, cfg(adapter, unet.MOTION_DEFAULTS, pipe.where), g)
-    return d.blocks(dcfg, g)
+        return unet.motion(dcfg, cfg(adapter, unet.MOTION_DEFAULTS, pipe.where), g), SplitConvention()
+    return d.blocks(dcfg, g), d.split
+
+
+def eager_inventory(pipe: PipelineConfig, kind: PipelineKind) -> EagerInventory:
+    """The folder's eager.json (tools/eager_inventory.py), else that of the zoo model whose
+    pipeline class it has, else none measured (eager = the zoo's op list)."""
+    from pathlib import Path
+    for path in (Path(pipe.where) / "eager.json", CONFIGS / kind.zoo_id / "eager.json"):
+        if path.is_file():
+            d = read_json(path, f"eager inventory {path}", ZooError)
+            try:
+                return EagerInventory(float(d["kernels_per_op"]), float(d["mem_bytes_factor"]),
+                                      f"{path.parent.name}/eager.json ({d.get('class', '?')}, diffusers "
+                                      f"{d.get('diffusers', '?')}{', measured as ' + d['measured_as'] if 'measured_as' in d else ''})")
+            except (KeyError, TypeError, ValueError) as e:
+                raise ZooError(f"eager inventory {path} is malformed: {e!r}") from None
+    return EagerInventory()
 
 
 def build_spec(facts: ModelFacts, pipe: PipelineConfig, g: Grid) -> ModelSpec:
@@ -198,7 +227,7 @@ def build_spec(facts: ModelFacts, pipe: PipelineConfig, g: Grid) -> ModelSpec:
         if kind.exact_text and g.text != kind.exact_text:
             raise ValueError(f"text_tokens={g.text} but the denoiser attends to {kind.exact_text} image-embedding "
                              f"token (use {kind.exact_text})")
-        blocks = _blocks(pipe, kind, g)
+        blocks, split = _blocks(pipe, kind, g)
         stages = [_encoder(pipe, name, tokens(g.text)) for name, tokens in kind.encoders]
         decoder, vcfg, _ = vae_of(pipe)
         stage = decoder(vcfg, g, per_frame=True) if kind.per_frame_vae else decoder(vcfg, g)
@@ -206,4 +235,4 @@ def build_spec(facts: ModelFacts, pipe: PipelineConfig, g: Grid) -> ModelSpec:
         raise
     except ValueError as e:
         raise ValueError(f"{facts.id}: {e}") from None
-    return spec(facts, g, blocks, stages, stage)
+    return spec(facts, g, blocks, stages, stage, split, eager_inventory(pipe, kind))

@@ -12,6 +12,8 @@ Conv `tokens` are output positions (frames x rows x cols); 3x3x3 convs have 27 t
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections import Counter
 
@@ -205,10 +207,15 @@ def hunyuan_decoder(cfg: Cfg, g: Grid) -> Component:
     sizes = (Counter(min(HUNYUAN_TILE, lf - i) for i in range(0, lf, HUNYUAN_STRIDE)) if lf > HUNYUAN_TILE - 1
              else Counter([lf]))
     ops: list[Op] = []
-    for k, (size, n) in enumerate(sorted(sizes.items(), reverse=True)):
+    ordered = sorted(sizes.items(), reverse=True)
+    for k, (size, n) in enumerate(ordered):
         tile = _hunyuan_tile(cfg, size, g.lh, g.lw, n, f"tile{size}x{n}." if len(sizes) > 1 else "")
         ops += tile if k == 0 else [o.scaled(params=0) for o in tile]
-    return _component("HunyuanVideo causal 3D VAE decoder", ops)
+    # the largest tile group's n tiles decode one after another (one live at a time);
+    # enable_tiling adds spatial tiles of 256 px every 192 (tile_sample_min_height/width,
+    # tile_sample_stride_height/width in autoencoder_kl_hunyuan_video.py)
+    return dataclasses.replace(_component("HunyuanVideo causal 3D VAE decoder", ops), tiles=ordered[0][1],
+                               tile_px=256, stride_px=192)
 
 
 def wan_decoder(cfg: Cfg, g: Grid) -> Component:
