@@ -168,6 +168,67 @@ def run_pieces(tl: Timeline, row: int, pieces: PassPieces, after: float, label: 
     return end
 
 
+def run_stream(tl: Timeline, row: int, pieces: PassPieces, arrivals: list[float], labels: list[str], step: int,
+               then: tuple[tuple[str, float, str], ...] = (), send: float | None = None,
+               send_label: str = "activation") -> list[float]:
+    """run_pieces for each of `arrivals` in turn, each followed by the blocking pieces
+    `then` ((dimension, seconds, label)) and, if `send` is given, a hidden transfer of
+    `send` seconds on the row's comm lane: a pipeline stage's patches, passed on. Returns
+    when each one's pass (or send) ends. The same timeline as the loop of run_pieces,
+    tl.block and tl.add; without recorded tasks (the search) in one pass with the lanes'
+    state in locals."""
+    if tl.record:
+        ends = []
+        for a, label in zip(arrivals, labels):
+            end = run_pieces(tl, row, pieces, a, label, step)
+            for dim, secs, what in then:
+                end = tl.block(row, secs, label=what, step=step, dim=dim)
+            if send is not None:
+                end = tl.add(row, COMM, send, after=end, label=send_label, step=step, part=HIDDEN)
+            ends.append(end)
+        return ends
+    fc, fh = tl._free.get((row, COMPUTE), 0.0), tl._free.get((row, HOST), 0.0)
+    fs = tl._free.get((row, COMM), 0.0)
+    last = tl._ends.get(step, 0.0)
+    sums = tl._sums.setdefault((step, row), {})
+    blocks = [((COMM, dim), secs) for dim, secs in pieces.exposed + tuple(t[:2] for t in then) if secs > 0]
+    waits = pieces.waits if pieces.waits > 1e-15 else 0.0
+    ends = []
+    for a in arrivals:                   # Timeline.add's arithmetic, task by task
+        start = fc if fc > a else a
+        fh = fh if fh > start else start             # the host lane issues (not counted)
+        if pieces.issue > 0:
+            fh += pieces.issue
+            last = fh if fh > last else last
+        e = start
+        if pieces.compute > 0:
+            e = start + pieces.compute
+            sums[COMPUTE] = sums.get(COMPUTE, 0.0) + (e - start)
+        for key, secs in blocks:
+            e2 = e + secs
+            sums[key] = sums.get(key, 0.0) + (e2 - e)
+            e = e2
+        if waits:
+            e2 = e + waits
+            sums[HOST] = sums.get(HOST, 0.0) + (e2 - e)
+            e = e2
+        if e > last:
+            last = e
+        fc = e
+        if send is not None:                         # hidden: not counted
+            fs = (fs if fs > e else e) + (send if send > 0 else 0.0)
+            if send > 0 and fs > last:
+                last = fs
+            e = fs
+        ends.append(e)
+    tl._free[(row, COMPUTE)], tl._free[(row, HOST)] = fc, fh
+    if send is not None:
+        tl._free[(row, COMM)] = fs
+    if last > tl._ends.get(step, 0.0):
+        tl._ends[step] = last
+    return ends
+
+
 def run_pass(tl: Timeline, row: int, costs, sel, eta: float, label: str, step: int, sync: bool = False,
              after: float = 0.0, extra_host: float = 0.0) -> float:
     """One pass of a loop's blocks `sel` on `row` (pass_pieces, then run_pieces); its end."""

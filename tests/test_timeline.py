@@ -61,3 +61,21 @@ def test_every_loop_reports_parts_that_sum_to_its_latency(model, gpu, n, intra, 
     assert set(b.comm_dims) <= {k for q in p.plan.plans() for k in q.keys}
     assert p.timeline is not None and p.timeline.tasks
     assert p.fixed_s <= p.latency_s * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("model,gpu,n,intra,plan", SCENARIOS + [
+    ("hunyuandit", "l40", 8, "pcie4-2socket", "pipefusion=4 patches=8"),       # stacked skips per patch
+    ("flux.1-dev", "h100-sxm5-80gb", 8, "nvswitch", "pipefusion=8 patches=16")])
+def test_recorded_and_unrecorded_timelines_agree(model, gpu, n, intra, plan):
+    """The search runs loops without recording tasks (Timeline(record=False), and
+    timeline.run_stream's one-pass patches); reports record them: the same prediction."""
+    f = zoo.facts(model)
+    sc = Scenario(model=model, height=f.default_height, width=f.default_width, steps=f.default_steps,
+                  cfg=f.cfg_default)
+    spec = zoo.build(model, sc.height, sc.width)
+    args = (parse_plan(plan), spec, sc, build_cluster(gpu, n, 1, intra), default_profile())
+    fast, full = predict(*args, detail=False), predict(*args, detail=True)
+    assert fast.latency_s == pytest.approx(full.latency_s, rel=1e-12)
+    for part in ("compute", "comm", "bubble", "warmup", "other"):
+        assert getattr(fast.breakdown, part) == pytest.approx(getattr(full.breakdown, part), rel=1e-9, abs=1e-15)
+    assert fast.breakdown.comm_dims.keys() == full.breakdown.comm_dims.keys()

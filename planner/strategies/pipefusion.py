@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from ..timeline import COMM, HIDDEN, Timeline, pass_pieces, run_pieces, summarise
+from ..timeline import COMM, HIDDEN, Timeline, pass_pieces, run_pieces, run_stream, summarise
 from .base import WARMUP, Modifier, Shard, Strategy, self_attention_kv_bytes
 from .checks import stale_steps
 
@@ -148,16 +148,18 @@ class PipeFusion(Strategy):
             units.append((0, warm))
         ready = [t] * m           # when patch j of the next step may enter stage 0
         simulated = min(sc.steps - warm, 2)   # fill, then one steady step
+        names = [f"patch {j}" for j in range(m)]
         for k in range(simulated):
             step = 1 + k
+            # stage by stage, every patch in turn: each row's lanes see their tasks in the
+            # order of the patch-by-patch simulation (rows only meet through the arrivals),
+            # so this is that simulation, with a stage's patches run in one pass
+            arrive = ready
+            for s in range(d - 1):
+                then = ((self.key, stacks[s], "stack skips"),) if stacks[s] else ()      # stack skips, then send
+                arrive = run_stream(tl, s, patch_pass[s], arrive, names, step, then, send=hops[s])
             for j in range(m):
-                a = ready[j]
-                for s in range(d):
-                    end = run_pieces(tl, s, patch_pass[s], a, f"patch {j}", step)
-                    if s < d - 1:
-                        if stacks[s]:
-                            end = tl.block(s, stacks[s], label="stack skips", step=step, dim=self.key)
-                        a = tl.add(s, COMM, hops[s], after=end, label="activation", step=step, part=HIDDEN)
+                end = run_pieces(tl, d - 1, patch_pass[d - 1], arrive[j], names[j], step)
                 # the last stage finishes the patch: guidance gather, then the scheduler steps
                 # the patch (xDiT's patch-aware scheduler: one scheduler.step per patch, its
                 # kernels issued by the host), the rest of the step's host work once, and
