@@ -164,7 +164,7 @@ def _tflops(g, dtype: str) -> float | None:
 
 
 def cmd_gpus(args) -> int:
-    from planner.hardware import gpu_ids, link_ids, load_gpu, load_link
+    from planner.hardware import gpu_ids, link_ids, load_gpu
     gpus = [load_gpu(g) for g in gpu_ids()]
     if args.json:
         print(json.dumps({"gpus": [{"id": g.id, "name": g.name, "family": g.family,

@@ -138,10 +138,18 @@ class Block:
     tokens: int
     hidden: int
     skip_elems: int = 0
+    # derived once from ops (the cost model asks for them per plan and per block)
+    _params: int = field(init=False, repr=False, compare=False)
+    _self_attn: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_params", sum(o.params for o in self.ops))
+        object.__setattr__(self, "_self_attn",
+                           tuple(o for o in self.ops if o.kind is OpKind.ATTN and o.kv_tokens > 0))
 
     @property
     def params(self) -> int:
-        return sum(o.params for o in self.ops)
+        return self._params
 
     def flops(self) -> float:
         """Matmul-class FLOPs (GEMM, conv, attention), the convention of torch's
@@ -149,7 +157,7 @@ class Block:
         return sum(o.flops() for o in self.ops if o.kind in COMPUTE_KINDS)
 
     def self_attn_ops(self) -> tuple[Op, ...]:
-        return tuple(o for o in self.ops if o.kind is OpKind.ATTN and o.kv_tokens > 0)
+        return self._self_attn
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
