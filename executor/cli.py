@@ -222,6 +222,11 @@ def _available_bytes() -> float | None:
 def cmd_run(args, common) -> int:
     from planner import inputs
     from planner.limits import show
+
+    from .launch import in_torchrun
+    if in_torchrun():       # torchrun's rank: end with its agent, also while it builds the model
+        from .procs import die_with_parent
+        die_with_parent()
     backend = _check_options(args)
     nproc = _nproc(args, backend)
     if nproc < 1:

@@ -74,6 +74,12 @@ def _preload(jobs) -> tuple[str, ...]:
     import diffusers
 
     from .diffusers.configs import pipeline_configs
+    from .diffusers.pipeline import _quiet
+    # the libraries' warnings about what a run does on purpose (pipeline._quiet) stay out of
+    # the one-line report: here, and in the forkserver, which reads them from its environment
+    _quiet()
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     pipelines = [getattr(diffusers, pipeline_configs(j.model).pipeline).__module__ for j in jobs]
     return tuple(dict.fromkeys([__name__, "executor.runtime", "executor.diffusers.pipeline",
                                 "executor.diffusers.families"] + pipelines))
