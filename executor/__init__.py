@@ -1,6 +1,9 @@
 """paradiff executor: runs a parallel plan for real with torch.distributed and measures it.
 
-    models/       reference denoisers in torch, built from planner/zoo/reference.py configs
+    diffusers/    the zoo models' real diffusers classes as block lists (one adapter per
+                  class), their pipelines' text encoders and VAEs, --scale and --weights
+    blocks.py     State, BlockModel, Conditioning: what the strategies see of a denoiser
+    source.py     a job's denoiser, conditioning and latent layout (its diffusers pipeline)
     sampler.py    the denoising loop (DDIM / Euler flow matching, classifier-free guidance);
                   asks plan.plan_at(step) which strategy runs each step
     context.py    how one rank's layers see the image (attention, conv halos, group norms)

@@ -7,9 +7,10 @@ Without --plan it runs the plan planner.search recommends for this machine, laid
 its placement chose; --order lays the ranks out in another order (default xDiT's). It
 starts the ranks itself (executor/procs.py) or, started by torchrun, is one of them. CPU:
 gloo, one thread per rank (and for the serial baseline), fp32 by default. CUDA: nccl, bf16
-by default. --model takes a zoo model (its real diffusers classes, executor/diffusers) or
-a reference network. Bad options: one line on stderr, exit code 2, before any rank starts; a failing rank: one line naming the rank that failed first and how, exit
-code 1; Ctrl-C 130, SIGTERM 143, SIGHUP 129, every rank stopped.
+by default. --model takes a zoo model run on its real diffusers classes (executor/diffusers),
+random weights at --scale (default small) or a local --weights folder. Bad options: one line
+on stderr, exit code 2, before any rank starts; a failing rank: one line naming the rank that
+failed first and how, exit code 1; Ctrl-C 130, SIGTERM 143, SIGHUP 129, every rank stopped.
 """
 from __future__ import annotations
 
@@ -17,20 +18,25 @@ import json
 import os
 import sys
 
-DEFAULT_MODEL = "ref-dit-s"
+# The default model: SD3-medium's classes (SD3Transformer2DModel, CLIP x2 + T5, AutoencoderKL)
+# at --scale small. An MM-DiT with CFG runs every sequence, patch, pipeline and step
+# strategy (Ulysses and TP split its 6 heads at small 2 or 3 ways); its small denoising loop
+# takes about 1.5 s on one core (12 steps at 256x256, measured here; PixArt-alpha 1.9 s,
+# SDXL 2.3 s; Flux, faster, has no CFG branch), and it is the model of issue 15's checks
+# and of bench/bench_executor.py.
+DEFAULT_MODEL = "sd3-medium"
 DTYPES = ("fp32", "bf16", "fp16")          # executor/runtime.DTYPES without the tf32 alias
 DEFAULT_TOLERANCE = 0.05     # ParaDiGMS Picard tolerance (relative L2 change of a point)
 
 
 def register(sub, common) -> None:
     from planner.limits import choice, option
-    from planner.zoo.reference import PRESETS
     p = sub.add_parser("run", help="run a plan with torch.distributed here and compare with the prediction")
     from .diffusers.configs import model_ids
     g = p.add_argument_group("scenario")
     g.add_argument("--model", default=None,
-                   help=f"a zoo model run on its real diffusers classes ({', '.join(model_ids())}), or a reference "
-                        f"model (default {DEFAULT_MODEL}): {', '.join(PRESETS)}")
+                   help=f"a zoo model, run on its real diffusers classes (default {DEFAULT_MODEL}): "
+                        f"{', '.join(model_ids())}")
     common.add_size_args(g)
     g.add_argument("--dtype", default=None, help="fp32 | bf16 | fp16 (default fp32 with gloo, bf16 with nccl)")
     p.add_argument("--plan", help="plan string (default: the planner's recommendation for this machine)")
@@ -73,19 +79,15 @@ def _usage(msg: str):
 
 def _check_options(args) -> str:
     """Validate what needs no model; returns the backend."""
-    from planner.zoo.reference import PRESETS
     backend = args.backend or "gloo"
     if args.model is None:
         args.model = DEFAULT_MODEL
     from .diffusers import options as diffusers_options
-    if args.model not in PRESETS:
-        if not diffusers_options.is_model(args.model):
-            from .diffusers.configs import model_ids
-            raise _usage(f"--model {args.model}: not a model run executes; accepted: the diffusers "
-                         f"models {', '.join(model_ids())} and the reference models {', '.join(PRESETS)}")
-        diffusers_options.check(args)
-    elif args.scale or args.weights or args.out or args.cp != "auto":
-        raise _usage(f"--scale, --weights, --out and --cp apply to diffusers models, not to {args.model}")
+    if not diffusers_options.is_model(args.model):
+        from .diffusers.configs import model_ids
+        raise _usage(f"--model {args.model}: not a model run executes; accepted (zoo models with a diffusers "
+                     f"adapter): {', '.join(model_ids())}")
+    diffusers_options.check(args)
     if args.report is not None:      # refused before any rank starts, not after the run
         from planner.report.html import check_out_path
         check_out_path(args.report, (".html", ".htm"), "report")
@@ -220,6 +222,11 @@ def _available_bytes() -> float | None:
 def cmd_run(args, common) -> int:
     from planner import inputs
     from planner.limits import show
+
+    from .launch import in_torchrun
+    if in_torchrun():       # torchrun's rank: end with its agent, also while it builds the model
+        from .procs import die_with_parent
+        die_with_parent()
     backend = _check_options(args)
     nproc = _nproc(args, backend)
     if nproc < 1:
@@ -239,16 +246,14 @@ def cmd_run(args, common) -> int:
     from .legality import job_errors as _job_errors
 
     def job_errors(plan):
-        return _job_errors(model.id, sc.height, sc.frames, plan, scale=args.scale or "", width=sc.width,
+        return _job_errors(model.id, sc.height, sc.frames, plan, scale=args.scale, width=sc.width,
                            text_tokens=sc.text_tokens or model.facts.text_tokens, weights=args.weights or "")
-    diffusers, note = None, ""
-    if args.scale:      # a diffusers model: the ModelSpec of what runs at this scale
-        if args.plan is not None:   # what the architecture cannot run is refused before torch is imported
-            errs = plan_errors(parse_plan(args.plan), model, sc, nproc) + job_errors(parse_plan(args.plan))
-            if errs:
-                raise _usage(f"plan '{args.plan}': {errs[0]}")
-        from .diffusers.options import model_spec
-        model, note, diffusers = model_spec(args, model)
+    if args.plan is not None:   # what the architecture cannot run is refused before torch is imported
+        errs = plan_errors(parse_plan(args.plan), model, sc, nproc) + job_errors(parse_plan(args.plan))
+        if errs:
+            raise _usage(f"plan '{args.plan}': {errs[0]}")
+    from .diffusers.options import model_spec
+    model, note, diffusers = model_spec(args, model)    # the ModelSpec of what runs at this scale
     if args.hw_profile is not None:      # a given profile must be of this device and dtype
         from planner.profile_io import check_profile_applies, load_profile_doc
         doc, profile = load_profile_doc(args.hw_profile)

@@ -1,4 +1,4 @@
-"""How one rank's layers see the image: the `ctx` every block of a reference model receives.
+"""How one rank's layers see the image: the `ctx` every block of a denoiser receives.
 
 A ctx knows which part of the image stream this rank holds for the current call (grid rows
 [r0, r1) of R, frames [f0, f1) of F) and answers the four questions a layer cannot answer

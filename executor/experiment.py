@@ -5,6 +5,9 @@ it and the serial baseline, and compare.
                             written one, else planner.hardware.default_profile()
     local_cluster(n, ...)   this machine as the planner sees it: build_cluster("cpu", n,
                             intra="shm") on CPU, the GPU id on CUDA
+    scaled_run(model, scale, ...)  the ModelSpec, Scenario and Job fields of a model's
+                            diffusers classes at --scale tiny | small | full with random
+                            weights (what `run --model ID --scale S` predicts with)
     prepare(...)            legality (planner.legality.plan_errors + the executor's own
                             checks), the prediction, and the Job -- with the pipeline cuts
                             predict() chose for every pipelined segment
@@ -42,6 +45,36 @@ def local_cluster(nproc: int, backend: str = "gloo", gpu: str | None = None) -> 
     return build_cluster("cpu", nproc, intra="shm")
 
 
+def scaled_run(model_id: str, scale: str, *, height: int | None = None, width: int | None = None,
+               frames: int | None = None, steps: int | None = None, batch: int = 1, cfg: bool | None = None,
+               text_tokens: int | None = None, dtype: str = "fp32",
+               prompt: str = "a red cube") -> tuple[ModelSpec, Scenario, dict]:
+    """(ModelSpec, Scenario, Job fields) of `model_id`'s diffusers classes at `scale` with
+    random weights: the scale's scenario defaults (executor/diffusers/scale.py) where a size
+    is not given, and the zoo's builders on the shrunk configs, as `cli.py run` does for
+    --model ID --scale S. For tests and benchmarks; needs torch and diffusers (the block
+    names are checked on the meta device)."""
+    from planner import zoo
+
+    from .diffusers import configs
+    from .diffusers.legality import latent_frames
+    from .diffusers.options import _text_tokens
+    from .diffusers.scale import scaled_configs, scenario_defaults
+    from .diffusers.spec import run_spec
+    f = zoo.facts(model_id)
+    d = scenario_defaults(f, scale)
+    h = height or (d.height if d else f.default_height)
+    w = width or (d.width if d else f.default_width)
+    fr = frames or (d.frames if d else f.default_frames)
+    text = text_tokens or (_text_tokens(model_id, d.text) if d else f.text_tokens)
+    sc = Scenario(model=model_id, height=h, width=w, frames=fr, steps=steps or (d.steps if d else f.default_steps),
+                  batch=batch, cfg=f.cfg_default if cfg is None else cfg, text_tokens=text, dtype=dtype,
+                  scope="denoise")
+    pc = scaled_configs(configs.pipeline_configs(model_id), scale, text, latent_frames(model_id, fr))
+    spec, _ = run_spec(zoo.build(model_id, h, w, fr, text), pc, (h, w), scale, fr, text)
+    return spec, sc, {"scale": scale, "prompt": prompt, "negative_prompt": "", "decode": False}
+
+
 @dataclass
 class Prepared:
     job: "Job"
@@ -55,11 +88,11 @@ class Prepared:
 
 def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, profile, *, guidance: float = 4.5,
             seed: int = 0, repeats: int = 3, warmup_runs: int = 1, tolerance: float = 0.0,
-            order: tuple[str, ...] = (), diffusers: dict | None = None) -> Prepared:
+            order: tuple[str, ...] = (), diffusers: dict) -> Prepared:
     """order: layout order of the plan's dimensions, inner -> outer (default xDiT's); the
     ranks form their groups and the prediction lays the plan out in it. diffusers: the
-    Job fields of a diffusers model (scale, weights, prompt, negative_prompt, decode); the
-    ModelSpec is then the one executor/diffusers/spec.py made for that scale."""
+    Job fields of the run (scale, weights, prompt, negative_prompt, decode, cp); `model` is
+    the ModelSpec executor/diffusers/spec.py made for that scale (scaled_run)."""
     from planner.cost.predict import predict
     from planner.layout import XDIT_ORDER, ordered_layout
     from planner.legality import plan_errors
@@ -69,7 +102,7 @@ def prepare(model: ModelSpec, sc: Scenario, plan_text: str, cluster: Cluster, pr
     job = Job(model=model.id, plan=str(plan), height=sc.height, width=sc.width, frames=sc.frames, steps=sc.steps,
               batch=sc.batch, text_tokens=sc.text_tokens if sc.text_tokens is not None else model.facts.text_tokens,
               cfg=sc.cfg, guidance=guidance, dtype=sc.dtype, seed=seed, repeats=repeats,
-              warmup_runs=warmup_runs, tolerance=tolerance, order=tuple(order), **(diffusers or {}))
+              warmup_runs=warmup_runs, tolerance=tolerance, order=tuple(order), **diffusers)
     errs = plan_errors(plan, model, sc, cluster.n) + job_errors(job.model, job.height, job.frames, plan,
                                                                  scale=job.scale, width=job.width,
                                                                  text_tokens=job.text_tokens, weights=job.weights)

@@ -92,7 +92,11 @@ def _watch_pipe(conn) -> None:
 def die_with_parent(poll_s: float = 1.0) -> None:
     """For a rank started by someone else (torchrun's agent): end when the parent does.
     Linux: a parent-death signal (prctl PR_SET_PDEATHSIG); everywhere: a thread that sees
-    the parent pid change (the orphan is re-parented)."""
+    the parent pid change (the orphan is re-parented). Idempotent: `run` arms it as it
+    starts (a rank loads its model for seconds before it joins the group) and again as
+    it launches."""
+    if any(t.name == "paradiff-parent-watch" for t in threading.enumerate()):
+        return
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:

@@ -29,7 +29,7 @@ from planner.strategies import LATENT_SPLIT_KEYS
 from . import legality, measure, strategies
 from .comm import Comm, Group, solo
 from .context import Ctx
-from .models import State
+from .blocks import State
 from .sampler import denoise, guide, segments
 from .source import source_for
 
@@ -58,9 +58,9 @@ class Job:
     # empty: xDiT's), shared by every schedule segment as in predict()
     order: tuple = ()
     label: str = ""
-    # diffusers models (executor/diffusers): scale tiny | small | full ("" = a ref-* model),
-    # a local diffusers folder ("" = random weights from `seed`), the prompts, and whether
-    # rank 0 decodes the final latent with the VAE
+    # the model's diffusers classes (executor/diffusers) at scale tiny | small | full, from a
+    # local diffusers folder ("" = random weights from `seed`), the prompts, and whether
+    # rank 0 decodes the final latent with the VAE (experiment.prepare sets the scale)
     scale: str = ""
     weights: str = ""
     cp: str = "auto"        # Ulysses via diffusers' ContextParallelConfig where it applies (diffusers/native_cp.py)

@@ -1,11 +1,11 @@
-"""Where a job's denoiser, conditioning and latent layout come from.
+"""Where a job's denoiser, conditioning and latent layout come from: the model's diffusers
+pipeline (executor/diffusers/pipeline.py) at the job's scale or from its weights folder.
 
-    source_for(job, device, dtype) -> ReferenceSource (ref-* models, executor/models/)
-                                      or DiffusersSource (the real diffusers classes)
+    source_for(job, device, dtype) -> DiffusersSource
 
-Both answer what runtime.Runtime needs: the latent layout (channels, patch, video, latent
-frames), the sampler schedule, the text conditioning, a fresh denoiser as an ordered block
-list (models.common.RefModel protocol), and, for diffusers models, the VAE decode and the
+It answers what runtime.Runtime needs: the latent layout (channels, patch, video, latent
+frames), the sampler schedule, the text conditioning (the pipeline's text encoders), a
+fresh denoiser as an ordered block list (blocks.BlockModel), the VAE decode and the
 per-component times (text encoders, VAE) a run reports.
 """
 from __future__ import annotations
@@ -16,40 +16,8 @@ import time
 from .sampler import NoiseSchedule
 
 
-def is_diffusers(job) -> bool:
-    return bool(getattr(job, "scale", ""))
-
-
-def source_for(job, device, dtype):
-    return DiffusersSource(job, device, dtype) if is_diffusers(job) else ReferenceSource(job, device, dtype)
-
-
-class ReferenceSource:
-    def __init__(self, job, device, dtype):
-        from planner.zoo.reference import PRESETS
-        self.job, self.device, self.dtype = job, device, dtype
-        p = PRESETS[job.model]
-        self.video, self.patch, self.channels = p.arch == "video-dit", p.patch, p.channels
-        self.flow = p.arch == "mmdit"
-        self.latent_frames = job.frames
-        self.component_s: dict = {}
-
-    def schedule(self, steps: int) -> NoiseSchedule:
-        return NoiseSchedule(steps, flow=self.flow)
-
-    def conditioning(self):
-        from .models import conditioning
-        return conditioning(self.job.model, self.job.text_tokens, self.job.seed)
-
-    def build_model(self):
-        from .models import build_model
-        return build_model(self.job.model, self.job.seed).to(self.device, self.dtype)
-
-    def decode(self, latent):
-        return None
-
-    def describe(self) -> dict:
-        return {"denoiser": f"executor reference model {self.job.model}", "weights": f"random (seed {self.job.seed})"}
+def source_for(job, device, dtype) -> "DiffusersSource":
+    return DiffusersSource(job, device, dtype)
 
 
 class DiffusersSource:

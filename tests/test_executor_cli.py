@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--model", "ref-dit-tiny", "--repeats", "1", "--warmup-runs", "0"]
+TINY = ["--model", "sd3-medium", "--scale", "tiny", "--repeats", "1", "--warmup-runs", "0"]
 
 
 def _env(**extra) -> tuple[dict, str]:
@@ -54,6 +54,9 @@ def test_json_report_of_the_recommended_plan():
         assert key in out[group], path
     assert out["measured"]["latency_s"] > 0 and out["predicted"]["speedup"] > 0
     assert len(out["memory_peak_mb"]) == 2 and len(out["comm_bytes"]) == 2
+    # the classes that ran and where their weights came from, and the stages outside the loop
+    assert out["model_info"]["denoiser"] == "SD3Transformer2DModel" and out["model_info"]["weights"] == "random (seed 0)"
+    assert out["components"]["text_encoders_s"] > 0
     assert not _marked(marker)
 
 
@@ -71,12 +74,13 @@ def test_run_writes_its_html_report(tmp_path):
     (["--nproc", "3", "--plan", "cfg=2"], "uses 2 GPUs"),
     (["--plan", "cfg=2 foo=2"], "unknown plan key 'foo'"),
     (["--backend", "nccl", "--plan", "cfg=2"], "nccl needs CUDA"),
-    (["--plan", "ulysses=3"], "must divide the attention head counts"),
-    (["--plan", "tp=2", "--model", "ref-unet-tiny", "--height", "20"], "multiple of 8"),
-    (["--plan", "ulysses=2", "--model", "ref-unet-tiny", "--height", "16"], "through 2x downsampling"),
-    (["--plan", "cfg=2", "--model", "svd"], "accepted: the diffusers models"),
+    (["--plan", "ulysses=3", "--height", "192", "--width", "192"], "splits every attention's heads 3 ways"),
+    (["--plan", "ulysses=3"], "not divisible into 3 slices"),
+    (["--plan", "tp=2", "--model", "sdxl", "--height", "20"], "multiple of 8"),
+    (["--plan", "ulysses=2", "--model", "sdxl", "--height", "16"], "through 4x downsampling"),
+    (["--plan", "cfg=2", "--model", "svd"], "accepted (zoo models with a diffusers adapter)"),
     (["--plan", "hybridiff=2 k=9"], "smaller than the 8 steps"),
-    (["--plan", "ulysses=2", "--model", "ref-video-tiny", "--frames", "3"], "whole frames"),
+    (["--plan", "ulysses=2", "--model", "wan2.1-t2v-1.3b", "--frames", "3"], "whole latent frames"),
     (["--repeats", "0"], "--repeats 0"),
     (["--plan", "cfg=2", "--report", "run.txt"], "give a file name ending in .html"),
     (["--plan", "cfg=2", "--report", "/nonexistent-dir/run.html"], "does not exist"),

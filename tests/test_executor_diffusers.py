@@ -128,7 +128,7 @@ def test_blocks_compute_the_class_forward(model, shape):
     from executor.context import Ctx
     from executor.diffusers.families import adapt
     from executor.diffusers.pipeline import Pipeline
-    from executor.models.common import State
+    from executor.blocks import State
     video = len(shape) == 5
     p = Pipeline(model, "tiny", frames=shape[2] if video else 1, text_tokens=_text_tokens(model, 16))
     net = p.denoiser()
@@ -281,7 +281,7 @@ BAD = [(["--model", "sd9"], "--model sd9"),
        (["--model", "sd3-medium", "--scale", "tiny", "--plan", "ulysses=8", "--nproc", "8"],
         "'ulysses=8' splits every attention's heads 8 ways"),
        (["--model", "sdxl", "--scale", "tiny", "--plan", "dsp=2", "--nproc", "2"], "dsp needs factorised"),
-       (["--model", "ref-dit-tiny", "--scale", "tiny"], "apply to diffusers models")]
+       (["--model", "svd", "--scale", "tiny"], "accepted (zoo models with a diffusers adapter)")]
 
 
 @pytest.mark.parametrize("args,says", BAD, ids=[b[1][:30] for b in BAD])

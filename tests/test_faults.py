@@ -23,8 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND_S = 10.0
-LONG = ["--model", "ref-dit-s", "--plan", "cfg=2", "--repeats", "100", "--warmup-runs", "0"]
-TINY = ["--model", "ref-dit-tiny", "--repeats", "1", "--warmup-runs", "0", "--steps", "40"]
+LONG = ["--model", "sd3-medium", "--scale", "small", "--plan", "cfg=2", "--repeats", "100", "--warmup-runs", "0"]
+TINY = ["--model", "sd3-medium", "--scale", "tiny", "--repeats", "1", "--warmup-runs", "0", "--steps", "40"]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 
@@ -164,7 +164,7 @@ def test_torchrun_ranks_end_with_their_agent(run):
 @pytest.mark.parametrize("after_s", [0.3, 1.0])
 def test_ctrl_c_in_the_first_second(run, after_s):
     """Issue 16.8: Ctrl-C in the first second of `run` printed a KeyboardInterrupt traceback."""
-    p, marker = run(["--model", "ref-dit-tiny", "--plan", "cfg=2"])
+    p, marker = run(["--model", "sd3-medium", "--scale", "tiny", "--plan", "cfg=2"])
     time.sleep(after_s)
     t0 = time.monotonic()
     p.send_signal(signal.SIGINT)

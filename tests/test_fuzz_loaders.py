@@ -163,7 +163,7 @@ GOOD = {"id": "r1", "source": "fuzz", "model": "pixart-alpha", "gpu": "l40", "gp
         "intra": "pcie4", "inter": "", "height": "1024", "width": "1024", "frames": "1", "steps": "20",
         "cfg": "1", "plan": "cfg=2", "compile": "", "scope": "", "latency_s": "1.5"}
 FIELD = {
-    "model": st.sampled_from(["pixart-alpha", "sdxl", "ref-dit-tiny", "flux.1-dev"]) | TEXT,
+    "model": st.sampled_from(["pixart-alpha", "sdxl", "sd3-medium", "flux.1-dev"]) | TEXT,
     "gpu": st.sampled_from(["l40", "a100-sxm4-80gb", "t4", "cpu"]) | TEXT,
     "plan": st.sampled_from(["serial", "cfg=2", "pipefusion=2", "ulysses=2", "cfg=2 | 3-5: hybridiff=2 k=2"]) | TEXT,
 }

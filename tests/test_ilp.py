@@ -158,7 +158,7 @@ def test_a_mode_that_must_follow_another_never_opens_the_schedule_or_follows_a_t
 def test_recommended_schedules_are_legal():
     """What the search recommends passes the planner's own legality check (a Hybridiff
     segment right after its CFG phase, and the rest) on scenarios that produce schedules."""
-    for model, gpu, n, intra in (("ref-dit-tiny", "cpu", 2, None), ("sdxl", "rtx3090", 2, "pcie3"),
+    for model, gpu, n, intra in (("sd3-medium", "cpu", 2, None), ("sdxl", "rtx3090", 2, "pcie3"),
                                  ("pixart-alpha", "l40", 8, "pcie4-2socket")):
         f = zoo.facts(model)
         sc = Scenario(model=model, height=f.default_height, width=f.default_width, steps=f.default_steps)
@@ -233,14 +233,11 @@ def test_same_plan_runs_merge_and_switches_cost_the_reshard(sdxl_3090):
 def test_schedule_string_through_run_dry_path():
     """run's preparation (executor legality + prediction + job) accepts a schedule."""
     pytest.importorskip("torch")
-    from executor.experiment import local_cluster, prepare
-    try:
-        m, sc = scenario("ref-dit-s", steps=12)
-    except Exception:                                   # the executor's reference models are optional
-        pytest.skip("reference models not in the zoo")
-    sc = dataclasses.replace(sc, scope="denoise", dtype="fp32")
+    pytest.importorskip("diffusers")
+    from executor.experiment import local_cluster, prepare, scaled_run
+    m, sc, fields = scaled_run("sd3-medium", "small", steps=12)
     text = "ulysses=2 | 4-7: pipefusion=2 | 9-10: ring=2"
-    prep = prepare(m, sc, text, local_cluster(2), PROFILE)
+    prep = prepare(m, sc, text, local_cluster(2), PROFILE, diffusers=fields)
     assert str(prep.plan) == text and prep.job.plan == text
     assert prep.prediction.latency_s == pytest.approx(predict(parse_plan(text), m, sc, local_cluster(2),
                                                               PROFILE).latency_s, rel=1e-12)

@@ -64,7 +64,7 @@ def test_run_help_shows_runs_own_defaults(monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")         # argparse wraps at hyphens otherwise
     text = " ".join(run_cli("run", "--help").out.split())
     assert "default pixart-alpha" not in text and " l40" not in text and "default 8" not in text
-    assert "default ref-dit-s" in text and "ref-unet-tiny" in text and "ref-video-s" in text
+    assert "default sd3-medium" in text and "sdxl" in text and "wan2.1-t2v-1.3b" in text and "ref-" not in text
 
 
 def test_plan_json_is_the_same_bytes_for_the_same_input():
@@ -112,7 +112,7 @@ def test_ranks_beyond_the_cores_slow_the_prediction(monkeypatch):
     assert shared.concurrent_slowdown == pytest.approx(8 * prof.concurrent_slowdown)
     assert "16 ranks on 2 cores" in warning
     from planner.inputs import scenario
-    model, sc = scenario("ref-dit-s", dtype="fp32", scope="denoise")
+    model, sc = scenario("sd3-medium", height=256, width=256, dtype="fp32", scope="denoise")
     plan = parse_plan("cfg=2 pipefusion=8")
     alone, timeshared = (predict(plan, model, sc, local_cluster(16), p).speedup for p in (prof, shared))
     assert timeshared < alone / 4

@@ -93,8 +93,8 @@ def test_concurrent_slowdown_scales_multi_rank_compute_only():
     from planner.cost.predict import predict
     from planner.plan import parse_plan
     from planner.spec import Scenario
-    model = zoo.build("ref-dit-s", 256, 256)
-    sc = Scenario(model="ref-dit-s", height=256, width=256, frames=1, steps=4, batch=1, cfg=True,
+    model = zoo.build("sd3-medium", 256, 256)
+    sc = Scenario(model="sd3-medium", height=256, width=256, frames=1, steps=4, batch=1, cfg=True,
                   dtype="fp32", scope="denoise")
     cluster = build_cluster("cpu", 2, intra="shm")
     doc = make_doc()

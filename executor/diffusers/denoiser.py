@@ -1,6 +1,6 @@
 """A diffusers denoiser presented as the executor's ordered block list.
 
-    Denoiser(net, blocks, binding)   a models.common.RefModel: forward(state, ctx, a, b)
+    Denoiser(net, blocks, binding)   a blocks.BlockModel: forward(state, ctx, a, b)
                                      runs blocks [a, b); condition(t, pooled) gives the
                                      conditioning vector of other timesteps; keep_blocks
                                      drops (and frees) the other stages' modules
@@ -22,7 +22,7 @@ import fnmatch
 import torch
 from torch import nn
 
-from ..models.common import RefModel, State
+from ..blocks import BlockModel, State
 from .hooks import Binding
 
 
@@ -46,7 +46,7 @@ class Block(nn.Module):
         raise NotImplementedError
 
 
-class Denoiser(RefModel):
+class Denoiser(BlockModel):
     """The diffusers model `net` (a child, so .to() moves it) behind planner-named blocks."""
 
     family = ""
@@ -107,7 +107,7 @@ def mark_heads(net: nn.Module) -> None:
 
 
 def name_modules(net: nn.Module) -> None:
-    """Stable per-layer keys (stale K/V buffers, halo tables) as in models.build_model."""
+    """Stable per-layer keys (stale K/V buffers, halo tables)."""
     for name, m in net.named_modules():
         m.lid = name
 

@@ -21,7 +21,7 @@ import inspect
 
 import torch
 
-from ..models import Conditioning
+from ..blocks import Conditioning
 from . import configs as cfgs
 from .scale import family_of, scaled_configs
 

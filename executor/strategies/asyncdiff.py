@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from planner.strategies import STRATEGIES
 
-from ..models import State
+from ..blocks import State
 from .runner import Runner
 
 

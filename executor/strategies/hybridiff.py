@@ -27,7 +27,7 @@ import time
 
 from planner.strategies import STRATEGIES
 
-from ..models import State
+from ..blocks import State
 from ..sampler import guide
 from .runner import Runner
 

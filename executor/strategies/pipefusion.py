@@ -31,7 +31,7 @@ from planner.strategies import STRATEGIES
 
 from ..comm import wait_all
 from ..context import Ctx, sdpa_text
-from ..models import State
+from ..blocks import State
 from ..spatial import Rows
 from . import ring, tp, ulysses
 from .runner import Runner

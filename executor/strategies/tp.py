@@ -1,13 +1,14 @@
 """tp: Megatron-style tensor parallelism.
 
-Every projection of the reference models carries the tp_role of its ModelSpec op:
-"col" layers keep 1/t of their output features (Q/K/V and MLP-up projections, so each
-rank keeps whole attention heads; the first 3x3 conv of a ResNet block, its timestep
-projection and the GroupNorm after it, which keeps whole groups), "row" layers keep 1/t
-of their input features and their partial outputs are summed by an all-reduce over the
-tp group before the bias is added (attention out, MLP down, the second ResNet conv):
-models/common.project and models/unet.Conv3x3 call ctx.tp_reduce. Everything else is
-replicated. Exact (up to the order of the all-reduce's sums).
+Every projection of a denoiser carries the tp_role of its ModelSpec op (set per class by
+the adapters' ROLES, executor/diffusers/): "col" layers keep 1/t of their output features
+(Q/K/V and MLP-up projections, so each rank keeps whole attention heads; the first 3x3 conv
+of a ResNet block, its timestep projection and the GroupNorm after it, which keeps whole
+groups), "row" layers keep 1/t of their input features and their partial outputs are summed
+by an all-reduce over the tp group before the bias is added (attention out, MLP down, the
+second ResNet conv): the row-parallel hooks of executor/diffusers/hooks.py call
+ctx.tp_reduce. Everything else is replicated. Exact (up to the order of the all-reduce's
+sums).
 
 Packed projections (diffusers' GEGLU up-projection, whose output is [value | gate]; Flux's
 single-block out-projection, whose input is [attention | MLP]) carry `tp_blocks`: the

@@ -8,21 +8,19 @@
 Every zoo model is a diffusers folder of configs (planner/zoo/configs/<id>/: model_index.json
 and each component's config.json, with sources.json); `build` validates the scenario's
 sizes, turns them into a latent Grid and hands both to planner.zoo.pipelines, which builds
-each component with the builder of its class. The executor's reference models (ref-*) are
-described in planner/zoo/reference.py. Builds are cached: a ModelSpec is immutable, so every
-caller may share it.
+each component with the builder of its class (the executor builds the same configs'
+diffusers classes, executor/diffusers). Builds are cached: a ModelSpec is immutable, so
+every caller may share it.
 """
 from __future__ import annotations
 
 import functools
 
 from planner.spec import ModelFacts, ModelSpec
-from planner.zoo import reference
 from planner.zoo.facts import FACTS
 from planner.zoo.hub import ZooError, zoo_folder
 from planner.zoo.local import LocalModel, load_model_dir
 from planner.zoo.pipelines import build_spec
-from planner.zoo.reference import REFERENCE_FACTS   # executor reference models, not in models.csv
 from planner.zoo.scenario import grid
 
 __all__ = ["ZooError", "model_ids", "facts", "build", "load_model_dir", "LocalModel"]
@@ -34,7 +32,7 @@ def model_ids() -> tuple[str, ...]:
 
 def facts(model_id: str) -> ModelFacts:
     try:
-        return FACTS[model_id] if model_id in FACTS else REFERENCE_FACTS[model_id]
+        return FACTS[model_id]
     except (KeyError, TypeError):
         raise ZooError(f"unknown model id {model_id!r}; known ids: {', '.join(model_ids())}") from None
 
@@ -49,6 +47,4 @@ def build(model: str, height: int, width: int, frames: int = 1,
 
 @functools.lru_cache(maxsize=512)
 def _build(f, g) -> ModelSpec:
-    if f.id in REFERENCE_FACTS:
-        return reference.build(f, g)
     return build_spec(f, zoo_folder(f.id), g)
