@@ -65,6 +65,7 @@ SCHEDULERS = {
     "cogvideox-2b": ({"prediction_type": "v_prediction"}, "THUDM/CogVideoX-2b"),
     "cogvideox-5b": ({"prediction_type": "v_prediction"}, "THUDM/CogVideoX-5b"),
     "latte-1": ({}, "maxin-cn/Latte-1"),
+    "dit-xl-2": ({}, "facebook/DiT-XL-2-256"),
 }
 
 

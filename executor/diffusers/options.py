@@ -86,6 +86,8 @@ def _text_tokens(model: str, t5: int) -> int:
         return 77 + t5
     if cls == "LatteTransformer3DModel":
         return 120
+    if cls == "DiTTransformer2DModel":      # class-conditioned: no text
+        return 0
     return t5
 
 

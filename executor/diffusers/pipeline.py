@@ -28,7 +28,10 @@ from .scale import family_of, scaled_configs
 # latent layout facts of each family: (patch, flow matching, prediction type)
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
-          "latte": (2, False, "epsilon")}
+          "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon")}
+# families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
+# prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
+OWN_IO = ("dit",)
 CLIP_TOKENS = 77
 
 
@@ -147,8 +150,14 @@ class Pipeline:
         return self._pipe
 
     # ---- text
+    def _own_io(self):
+        import importlib
+        return importlib.import_module(f"{__package__}.{self.family}") if self.family in OWN_IO else None
+
     @torch.no_grad()
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
+        if self._own_io():
+            return self._own_io().encode(self, prompt, negative)
         p, fam, dev = self.pipe, self.family, self.device
         t5 = t5_tokens(fam, self.text_tokens)
         pooled = upooled = None
@@ -182,6 +191,8 @@ class Pipeline:
     @torch.no_grad()
     def decode(self, latent: torch.Tensor):
         """The VAE decode of the final latent as the pipeline does it, uint8 [B, (F,) H, W, 3]."""
+        if self._own_io():
+            return self._own_io().decode(self, latent)
         p, fam = self.pipe, self.family
         vae = p.vae
         upcast = getattr(vae.config, "force_upcast", False) and self.dtype != torch.float32
@@ -193,19 +204,19 @@ class Pipeline:
             mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
             std = 1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
             video = vae.decode(z / std + mean, return_dict=False)[0]
-            return _uint8(p.video_processor.postprocess_video(video, output_type="pt"), video=True)
+            return uint8(p.video_processor.postprocess_video(video, output_type="pt"), video=True)
         if fam == "cogvideox":
             video = vae.decode(z / vae.config.scaling_factor, return_dict=False)[0]
-            return _uint8(p.video_processor.postprocess_video(video, output_type="pt"), video=True)
+            return uint8(p.video_processor.postprocess_video(video, output_type="pt"), video=True)
         if fam == "latte":
             b, ch, fr, h, w = z.shape
             frames = vae.decode(z.transpose(1, 2).reshape(b * fr, ch, h, w) / vae.config.scaling_factor,
                                 return_dict=False)[0]
             frames = (frames / 2 + 0.5).clamp(0, 1)
-            return _uint8(frames.view(b, fr, *frames.shape[1:]), video=True)
+            return uint8(frames.view(b, fr, *frames.shape[1:]), video=True)
         z = z / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
         image = vae.decode(z, return_dict=False)[0]
-        return _uint8(p.image_processor.postprocess(image, output_type="pt"), video=False)
+        return uint8(p.image_processor.postprocess(image, output_type="pt"), video=False)
 
     def describe(self) -> dict:
         comps = self.configs.components
@@ -225,7 +236,7 @@ def _quiet() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def _uint8(x: torch.Tensor, video: bool):
+def uint8(x: torch.Tensor, video: bool):
     """[B, (F,) C, H, W] in [0, 1] -> uint8 [B, (F,) H, W, C]."""
     x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return x.permute(0, 1, 3, 4, 2).numpy() if video else x.permute(0, 2, 3, 1).numpy()

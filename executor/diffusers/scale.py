@@ -166,6 +166,12 @@ def shrink_pixart(cfg: dict, s: Size, i: Inputs) -> dict:
     return cfg | w | {"num_layers": s.layers + 1, "cross_attention_dim": inner, "caption_channels": i.text_width}
 
 
+def shrink_dit(cfg: dict, s: Size, i: Inputs) -> dict:
+    """DiTTransformer2DModel: s.layers + 1 adaLN-zero blocks of s.heads x s.head_dim; the
+    1000 ImageNet classes, patch size, sample size and learned variance as published."""
+    return cfg | _width(s) | {"num_layers": s.layers + 1}
+
+
 def shrink_latte(cfg: dict, s: Size, i: Inputs) -> dict:
     """LatteTransformer3DModel (PixArt blocks, the same head_dim rule): s.layers
     spatial/temporal block pairs; its frame-position table is as long as the scenario's
@@ -193,6 +199,7 @@ def shrink_cogvideox(cfg: dict, s: Size, i: Inputs) -> dict:
 
 
 DENOISERS = {"UNet2DConditionModel": shrink_unet, "SD3Transformer2DModel": shrink_sd3,
+             "DiTTransformer2DModel": shrink_dit,
              "FluxTransformer2DModel": shrink_flux, "PixArtTransformer2DModel": shrink_pixart,
              "LatteTransformer3DModel": shrink_latte, "WanTransformer3DModel": shrink_wan,
              "CogVideoXTransformer3DModel": shrink_cogvideox}
@@ -203,7 +210,8 @@ TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip
 
 FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
           "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
-          "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte"}
+          "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte",
+          "DiTTransformer2DModel": "dit"}
 
 
 def family_of(pc: PipelineConfigs) -> str:
@@ -237,6 +245,8 @@ def _enc_width(cfg: dict) -> int:
 
 
 def _text_width(fam: str, enc: dict) -> int:
+    if not enc:            # class-conditioned (DiT): no text
+        return 0
     if fam == "unet":      # SDXL concatenates both CLIP towers' hidden states
         return sum(_enc_width(c) for c in enc.values())
     if fam == "sd3":
