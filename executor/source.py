@@ -64,11 +64,10 @@ class DiffusersSource:
         self.pipeline = Pipeline(job.model, job.scale, job.weights, job.seed, dtype, str(device),
                                  frames=latent_frames(job.model, job.frames), text_tokens=job.text_tokens)
         p = self.pipeline
-        self.video = p.family in ("wan", "cogvideox", "latte")
+        self.video = p.video
         self.patch, self.flow = p.patch, p.flow
         self.latent_frames = latent_frames(job.model, job.frames)
-        vae = p.configs.config("vae")
-        self.channels = vae.get("latent_channels") or vae.get("z_dim")
+        self.channels = p.latent_channels
         self.component_s: dict = {}
         p.pipe               # build the text encoders, tokenizers and VAE (untimed: not a stage)
 

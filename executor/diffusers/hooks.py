@@ -151,7 +151,13 @@ class GroupNormHook(ModelHook):
 
     def new_forward(self, module: nn.GroupNorm, x):
         ctx = self.binding.ctx
-        return self.fn_ref.original_forward(x) if ctx is None else ctx.group_norm(module, x)
+        if ctx is None:
+            return self.fn_ref.original_forward(x)
+        if x.dim() == 5:      # [B, C, F, rows, W] (a motion module's norm over frames and rows):
+            b, c, f, h, w = x.shape     # the frames join each row's width, so rows stay the split axis
+            y = ctx.group_norm(module, x.transpose(2, 3).reshape(b, c, h, f * w))
+            return y.view(b, c, h, f, w).transpose(2, 3)
+        return ctx.group_norm(module, x)
 
 
 class RowLinearHook(ModelHook):

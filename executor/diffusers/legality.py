@@ -42,6 +42,14 @@ def denoiser_config(model: str, scale: str, text_tokens: int, frames: int, weigh
     return pc.cls(pc.denoiser), pc.config(pc.denoiser)
 
 
+def _motion_heads(model: str, scale: str, weights: str) -> list[int]:
+    """AnimateDiff's motion modules: their heads split under tensor parallelism too."""
+    pc = cfgs.read_folder(Path(weights), model) if weights else cfgs.pipeline_configs(model)
+    if "motion_adapter" not in pc.components:
+        return []
+    return [pc.config("motion_adapter").get("motion_num_attention_heads", 8)]
+
+
 def _heads(cls: str, cfg: dict) -> list[int]:
     if cls == "UNet2DConditionModel":
         h = cfg.get("attention_head_dim", 8)
@@ -83,7 +91,8 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
                             f"downsampling; {rows} latent rows need a multiple of {n * down}")
         heads, features, groups = (math.prod(getattr(STRATEGIES[k].shard(d, seg), f) for k, d in seg.degrees)
                                    for f in ("heads", "features", "groups"))
-        bad = sorted({h for h in _heads(cls, cfg) if h % heads})
+        tp_heads = _motion_heads(model, scale, weights) if seg.degree("tp") > 1 else []
+        bad = sorted({h for h in _heads(cls, cfg) + tp_heads if h % heads})
         if heads > 1 and bad:
             errs.append(f"'{seg}' splits every attention's heads {heads} ways (Ulysses, tensor parallelism); {model} "
                         f"at --scale {scale} has {', '.join(map(str, bad))} heads")

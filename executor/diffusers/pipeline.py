@@ -28,10 +28,17 @@ from .scale import family_of, scaled_configs
 # latent layout facts of each family: (patch, flow matching, prediction type)
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
-          "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon")}
+          "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon")}
 # families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
 # prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
-OWN_IO = ("dit",)
+OWN_IO = ("dit", "animatediff")
+# video families whose latent is [B, C, F, H, W], split by whole frames (runtime.Runtime)
+VIDEO = ("wan", "cogvideox", "latte")
+# video U-Nets: split by rows of every frame like an image, so their latent is 4D with the
+# frames folded into the channels, [B, C x F, H, W] (animatediff.py)
+FOLDED = ("animatediff",)
+# components that belong to the denoiser (built with it, on the meta device in .pipe)
+DENOISER_PARTS = ("motion_adapter",)
 CLIP_TOKENS = 77
 
 
@@ -120,7 +127,22 @@ class Pipeline:
 
     def denoiser(self):
         """A fresh denoiser (every call builds it again: strategies slice and drop its weights)."""
+        own = self._own_io()
+        if own is not None and hasattr(own, "make_denoiser"):
+            return own.make_denoiser(self)
         return self._component(self.configs.denoiser, 1)
+
+    @property
+    def video(self) -> bool:
+        """Whether the executor's latent is [B, C, F, H, W], split by whole frames."""
+        return self.family in VIDEO
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the executor's latent (video U-Nets: latent channels x frames)."""
+        vae = self.configs.config("vae")
+        ch = vae.get("latent_channels") or vae.get("z_dim")
+        return ch * self.frames if self.family in FOLDED else ch
 
     @property
     def pipe(self):
@@ -130,10 +152,13 @@ class Pipeline:
         if self._pipe is None:
             import diffusers
             parts = {}
+            own = self._own_io()
             for k, name in enumerate(sorted(self.configs.components)):
-                if name.startswith(("safety_checker", "feature_extractor")):
-                    continue                     # not part of generation (SD1.5's NSFW filter)
-                if name == self.configs.denoiser:
+                if name.startswith(("safety_checker", "feature_extractor")) or name in DENOISER_PARTS:
+                    continue                     # not part of generation (SD1.5's NSFW filter), or the denoiser's
+                if name == self.configs.denoiser and own is not None and hasattr(own, "meta_denoiser"):
+                    parts[name] = own.meta_denoiser(self.configs)
+                elif name == self.configs.denoiser:
                     lib, cls, cfg = self.configs.components[name]
                     with torch.device("meta"):
                         parts[name] = getattr(diffusers, cls).from_config(cfg)

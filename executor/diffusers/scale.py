@@ -57,11 +57,20 @@ class Defaults:
 def scenario_defaults(facts, scale: str) -> Defaults | None:
     if scale == "full":
         return None
-    video = facts.arch.startswith("video")
-    side = {"tiny": 128, "small": 256}[scale] // (2 if video else 1)
-    # causal 3D VAEs: 1 + 4k frames (4 latent frames); per-frame VAEs (Latte): 8 frames at
-    # tiny, 4 at small (about the tokens of the other models' 4 latent frames)
-    frames = (13 if facts.vae_temporal == 4 else {"tiny": 8, "small": 4}[scale]) if video else 1
+    video, unet = facts.arch.startswith("video"), facts.arch == "video-unet"
+    # video U-Nets are split by rows like an image (4 levels: 16 latent rows make 2 slices)
+    side = {"tiny": 128, "small": 256}[scale] // (2 if video and not unet else 1)
+    # causal 3D VAEs: 1 + 3 x compression frames (4 latent frames: 13 for 4x, 19 for Mochi's
+    # 6x); per-frame VAEs (Latte): 8 frames at tiny, 4 at small (about the tokens of the other
+    # models' 4 latent frames); video U-Nets: 4 frames (their rows carry the split)
+    if not video:
+        frames = 1
+    elif unet:
+        frames = 4
+    elif facts.vae_temporal > 1:
+        frames = 1 + 3 * facts.vae_temporal
+    else:
+        frames = {"tiny": 8, "small": 4}[scale]
     return Defaults(side, side, frames, 8 if scale == "tiny" else 12, 16 if scale == "tiny" else 32)
 
 
@@ -131,6 +140,14 @@ def shrink_unet(cfg: dict, s: Size, i: Inputs) -> dict:
         out["addition_time_embed_dim"] = 8
         out["projection_class_embeddings_input_dim"] = i.pooled + 6 * 8
     return out
+
+
+def shrink_motion_adapter(cfg: dict, s: Size, unet: dict) -> dict:
+    """MotionAdapter: the shrunk U-Net's channels per level (from_unet2d requires them equal),
+    its layers per block, 8 GroupNorm groups like the U-Net's; the real head count and
+    motion layers."""
+    return cfg | {"block_out_channels": list(unet["block_out_channels"]),
+                  "motion_layers_per_block": unet.get("layers_per_block", 2), "motion_norm_num_groups": 8}
 
 
 def shrink_sd3(cfg: dict, s: Size, i: Inputs) -> dict:
@@ -214,7 +231,14 @@ FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxT
           "DiTTransformer2DModel": "dit"}
 
 
+# a pipeline component that turns its denoiser class into another family
+WITH = {"motion_adapter": "animatediff"}    # UNet2DConditionModel + MotionAdapter -> UNetMotionModel
+
+
 def family_of(pc: PipelineConfigs) -> str:
+    for part, family in WITH.items():
+        if part in pc.components:
+            return family
     return FAMILY[pc.cls(pc.denoiser)]
 
 
@@ -237,6 +261,9 @@ def scaled_configs(pc: PipelineConfigs, scale: str, text_tokens: int, frames: in
                     text_tokens=text_tokens, frames=frames)
     lib, cls, cfg = comps[pc.denoiser]
     comps[pc.denoiser] = (lib, cls, DENOISERS[cls](cfg, size, inputs))
+    if "motion_adapter" in comps:
+        lib, cls, cfg = comps["motion_adapter"]
+        comps["motion_adapter"] = (lib, cls, shrink_motion_adapter(cfg, size, comps[pc.denoiser][2]))
     return PipelineConfigs(pc.model_id, pc.pipeline, comps, pc.source + f", shrunk to --scale {scale}")
 
 
@@ -247,7 +274,7 @@ def _enc_width(cfg: dict) -> int:
 def _text_width(fam: str, enc: dict) -> int:
     if not enc:            # class-conditioned (DiT): no text
         return 0
-    if fam == "unet":      # SDXL concatenates both CLIP towers' hidden states
+    if fam in ("unet", "animatediff"):      # SDXL concatenates both CLIP towers' hidden states
         return sum(_enc_width(c) for c in enc.values())
     if fam == "sd3":
         return _enc_width(enc["text_encoder_3"])
