@@ -64,6 +64,8 @@ def _ffn(cls: str, cfg: dict) -> list[int]:
     inner = cfg.get("num_attention_heads", 1) * cfg.get("attention_head_dim", 1)
     if cls == "WanTransformer3DModel":
         return [cfg["ffn_dim"]]
+    if cls == "HunyuanDiT2DModel":
+        return [int(inner * cfg.get("mlp_ratio", 4.0))]
     return [4 * inner]
 
 

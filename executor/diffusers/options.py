@@ -82,7 +82,7 @@ def _text_tokens(model: str, t5: int) -> int:
     cls = pc.cls(pc.denoiser)
     if cls == "UNet2DConditionModel":
         return 77
-    if cls == "SD3Transformer2DModel":
+    if cls in ("SD3Transformer2DModel", "HunyuanDiT2DModel"):      # CLIP / BERT tokens, then T5 ones
         return 77 + t5
     if cls == "LatteTransformer3DModel":
         return 120

@@ -28,10 +28,14 @@ from .scale import family_of, scaled_configs
 # latent layout facts of each family: (patch, flow matching, prediction type)
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
-          "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon")}
+          "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon"),
+          "hunyuandit": (2, False, "v_prediction")}
 # families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
 # prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
-OWN_IO = ("dit", "animatediff")
+OWN_IO = ("dit", "animatediff", "hunyuandit")
+# transformers config classes that the model class name does not spell
+CONFIG_CLASSES = {"BertModel": "BertConfig", "LlamaModel": "LlamaConfig",
+                  "CLIPVisionModelWithProjection": "CLIPVisionConfig"}
 # video families whose latent is [B, C, F, H, W], split by whole frames (runtime.Runtime)
 VIDEO = ("wan", "cogvideox", "latte")
 # video U-Nets: split by rows of every frame like an image, so their latent is 4D with the
@@ -114,7 +118,9 @@ class Pipeline:
         cfg = {k: v for k, v in cfg.items() if k not in ("torch_dtype", "dtype")}     # the run's dtype decides
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1000 + offset)
-            if lib == "transformers":
+            if lib == "transformers" and cls in CONFIG_CLASSES:
+                m = klass(getattr(module, CONFIG_CLASSES[cls])(**cfg))
+            elif lib == "transformers":
                 config_cls = getattr(module, cls.replace("EncoderModel", "Config").replace("TextModelWithProjection",
                                                                                             "TextConfig")
                                      .replace("TextModel", "TextConfig"))
@@ -181,7 +187,7 @@ class Pipeline:
 
     @torch.no_grad()
     def encode(self, prompt: str, negative: str = "") -> Conditioning:
-        if self._own_io():
+        if hasattr(self._own_io(), "encode"):
             return self._own_io().encode(self, prompt, negative)
         p, fam, dev = self.pipe, self.family, self.device
         t5 = t5_tokens(fam, self.text_tokens)
@@ -216,7 +222,7 @@ class Pipeline:
     @torch.no_grad()
     def decode(self, latent: torch.Tensor):
         """The VAE decode of the final latent as the pipeline does it, uint8 [B, (F,) H, W, 3]."""
-        if self._own_io():
+        if hasattr(self._own_io(), "decode"):
             return self._own_io().decode(self, latent)
         p, fam = self.pipe, self.family
         vae = p.vae

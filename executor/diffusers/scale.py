@@ -84,6 +84,13 @@ def shrink_clip(cfg: dict, s: Size) -> dict:
                   "bos_token_id": 509, "pad_token_id": 510, "eos_token_id": 511}
 
 
+def shrink_bert(cfg: dict, s: Size) -> dict:
+    """BertModel (HunyuanDiT's CLIP-like encoder): 2 layers of width s.clip, the in-memory
+    tokenizer's 512-token vocabulary."""
+    return cfg | {"hidden_size": s.clip, "intermediate_size": 4 * s.clip, "num_hidden_layers": 2,
+                  "num_attention_heads": 2, "vocab_size": 512, "pad_token_id": 0}
+
+
 def shrink_t5(cfg: dict, s: Size) -> dict:
     """T5EncoderModel / UMT5EncoderModel: 2 layers of width s.t5, gated-GELU as published."""
     return cfg | {"d_model": s.t5, "d_ff": 2 * s.t5, "d_kv": 16, "num_heads": s.t5 // 16, "num_layers": 2,
@@ -116,6 +123,7 @@ class Inputs:
 
     text_width: int          # encoder_hidden_states features
     pooled: int = 0          # pooled text features (SD3, Flux, SDXL)
+    clip_width: int = 0      # the second encoder's features where the denoiser reads both (HunyuanDiT's BERT)
     text_tokens: int = 0
     frames: int = 1          # latent frames
 
@@ -189,6 +197,20 @@ def shrink_dit(cfg: dict, s: Size, i: Inputs) -> dict:
     return cfg | _width(s) | {"num_layers": s.layers + 1}
 
 
+def shrink_hunyuandit(cfg: dict, s: Size, i: Inputs) -> dict:
+    """HunyuanDiT2DModel: 2 x s.layers blocks (an even count keeps the U-ViT skips paired:
+    blocks 0 .. L/2-2 push, L/2+1 .. L-1 pop), s.heads x s.head_dim (hidden_size equal to
+    it, as published), the MLP ratio rounded so that the hidden features are a multiple of
+    16 as the real 6144 = int(1408 x 4.3637) is; the BERT and mT5 widths of the shrunk
+    encoders, and as many mT5 tokens as the scenario's text after the BERT's text_len."""
+    inner = s.heads * s.head_dim
+    ffn = max(16, round(inner * cfg.get("mlp_ratio", 4.0) / 16) * 16)
+    return cfg | _width(s) | {"num_layers": 2 * s.layers, "hidden_size": inner, "mlp_ratio": ffn / inner,
+                              "cross_attention_dim": i.clip_width,
+                              "cross_attention_dim_t5": i.text_width, "pooled_projection_dim": i.clip_width,
+                              "text_len_t5": i.text_tokens - cfg.get("text_len", 77)}
+
+
 def shrink_latte(cfg: dict, s: Size, i: Inputs) -> dict:
     """LatteTransformer3DModel (PixArt blocks, the same head_dim rule): s.layers
     spatial/temporal block pairs; its frame-position table is as long as the scenario's
@@ -216,19 +238,19 @@ def shrink_cogvideox(cfg: dict, s: Size, i: Inputs) -> dict:
 
 
 DENOISERS = {"UNet2DConditionModel": shrink_unet, "SD3Transformer2DModel": shrink_sd3,
-             "DiTTransformer2DModel": shrink_dit,
+             "DiTTransformer2DModel": shrink_dit, "HunyuanDiT2DModel": shrink_hunyuandit,
              "FluxTransformer2DModel": shrink_flux, "PixArtTransformer2DModel": shrink_pixart,
              "LatteTransformer3DModel": shrink_latte, "WanTransformer3DModel": shrink_wan,
              "CogVideoXTransformer3DModel": shrink_cogvideox}
 VAES = {"AutoencoderKL": shrink_vae_kl, "AutoencoderKLWan": shrink_vae_wan,
         "AutoencoderKLCogVideoX": shrink_vae_cog}
 TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip,
-        "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5}
+        "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5, "BertModel": shrink_bert}
 
 FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
           "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
           "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte",
-          "DiTTransformer2DModel": "dit"}
+          "DiTTransformer2DModel": "dit", "HunyuanDiT2DModel": "hunyuandit"}
 
 
 # a pipeline component that turns its denoiser class into another family
@@ -258,6 +280,7 @@ def scaled_configs(pc: PipelineConfigs, scale: str, text_tokens: int, frames: in
     lib, cls, cfg = comps["vae"]
     comps["vae"] = (lib, cls, VAES[cls](cfg, size))
     inputs = Inputs(text_width=_text_width(fam, widths), pooled=_pooled(fam, widths),
+                    clip_width=_enc_width(widths["text_encoder"]) if fam == "hunyuandit" else 0,
                     text_tokens=text_tokens, frames=frames)
     lib, cls, cfg = comps[pc.denoiser]
     comps[pc.denoiser] = (lib, cls, DENOISERS[cls](cfg, size, inputs))
@@ -278,7 +301,7 @@ def _text_width(fam: str, enc: dict) -> int:
         return sum(_enc_width(c) for c in enc.values())
     if fam == "sd3":
         return _enc_width(enc["text_encoder_3"])
-    if fam == "flux":
+    if fam in ("flux", "hunyuandit"):
         return _enc_width(enc["text_encoder_2"])
     return _enc_width(enc["text_encoder"])
 
