@@ -67,6 +67,9 @@ SCHEDULERS = {
     "latte-1": ({}, "maxin-cn/Latte-1"),
     "dit-xl-2": ({}, "facebook/DiT-XL-2-256"),
     # v-prediction: HunyuanDiT's sampling (its repository's --predict-type v_prediction)
+    # Mochi's sigmas are linear-quadratic and inverted (mochi.py turns them into the executor's
+    # shifted flow sigmas: shift 1)
+    "mochi-1": ({"shift": 1.0, "invert_sigmas": True}, "genmo/mochi-1-preview"),
     "hunyuandit": ({"prediction_type": "v_prediction", "beta_schedule": "scaled_linear", "beta_end": 0.03,
                     "steps_offset": 1}, "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers"),
     # the DDIMScheduler settings of the motion adapter's model card (diffusers AnimateDiff docs)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -66,11 +67,18 @@ def _sdpa_args(args, kwargs):
 
 
 class _Route(TorchFunctionMode):
-    """While one Attention module runs: its scaled-dot-product attention goes to ctx."""
+    """While one Attention module runs: its scaled-dot-product attention goes to ctx.
 
-    def __init__(self, ctx, mod, text: str | None, text_tokens: int):
+    image_tokens: for joint layouts, the image tokens of the call, so the text is the rest of
+    the sequence (Mochi attends to each sample's valid prompt tokens only, fewer than the
+    padded encoder_hidden_states). A processor that attends once per sample (Mochi) makes
+    several calls: each after the first gets its own layer key, so that per-layer state of
+    a strategy (stale K/V of DistriFusion and PipeFusion) stays per sample."""
+
+    def __init__(self, ctx, mod, text: str | None, text_tokens: int, image_tokens: int | None = None):
         super().__init__()
-        self.ctx, self.mod, self.text, self.t = ctx, mod, text, text_tokens
+        self.ctx, self.mod, self.text, self.t, self.n = ctx, mod, text, text_tokens, image_tokens
+        self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -82,15 +90,17 @@ class _Route(TorchFunctionMode):
                 or (scale is not None and not math.isclose(scale, q.shape[-1] ** -0.5, rel_tol=1e-6))):
             raise NotImplementedError(f"{type(self.mod).__name__} {self.mod.lid}: a masked, causal or rescaled "
                                       f"attention over the split sequence is not supported")
+        mod = self.mod if not self.calls else SimpleNamespace(lid=f"{self.mod.lid}#{self.calls}")
+        self.calls += 1
         if self.text is None:
-            return self.ctx.attention(self.mod, q, k, v)
-        t = self.t
+            return self.ctx.attention(mod, q, k, v)
         n = q.shape[2]
+        t = self.t if self.n is None else n - self.n
         if self.text == "first":
             text, img = (tuple(x[:, :, :t] for x in (q, k, v)), tuple(x[:, :, t:] for x in (q, k, v)))
         else:
             text, img = (tuple(x[:, :, n - t:] for x in (q, k, v)), tuple(x[:, :, :n - t] for x in (q, k, v)))
-        o, to = self.ctx.attention(self.mod, *img, text=text)
+        o, to = self.ctx.attention(mod, *img, text=text)
         return torch.cat([to, o] if self.text == "first" else [o, to], dim=2)
 
 
@@ -108,13 +118,13 @@ class AttentionHook(ModelHook):
         ctx = self.binding.ctx
         if ctx is None:
             return self.fn_ref.original_forward(*args, **kwargs)
-        text, t = self.text, 0
+        text, t, n = self.text, 0, None
         if text in ("first", "last"):
-            ehs = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-            t = ehs.shape[1]
+            hs = kwargs.get("hidden_states", args[0] if args else None)
+            n = hs.shape[1]
         elif text == "prefix":
             text, t = "first", self.binding.text_tokens
-        with _Route(ctx, module, text, t):
+        with _Route(ctx, module, text, t, n):
             return self.fn_ref.original_forward(*args, **kwargs)
 
 

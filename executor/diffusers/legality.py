@@ -24,13 +24,23 @@ from . import configs as cfgs
 from . import scale as scales
 
 
+# causal 3D VAEs and their temporal compression (the diffusers classes' defaults: Mochi's
+# temporal_expansions 1 x 2 x 3)
+CAUSAL_VAES = {"AutoencoderKLWan": 4, "AutoencoderKLCogVideoX": 4, "AutoencoderKLHunyuanVideo": 4,
+               "AutoencoderKLMochi": 6}
+
+
 def latent_frames(model: str, frames: int) -> int:
     """Latent frames of a clip: causal 3D VAEs (Wan, CogVideoX) keep the first frame alone and
     compress the rest 4x; per-frame VAEs (Latte) keep them."""
     pc = cfgs.pipeline_configs(model)
-    if pc.cls("vae") in ("AutoencoderKLWan", "AutoencoderKLCogVideoX"):
-        return 1 + (frames - 1) // 4
-    return frames
+    ratio = CAUSAL_VAES.get(pc.cls("vae"))
+    return 1 + (frames - 1) // ratio if ratio else frames
+
+
+# denoisers whose video is split by whole latent frames (video U-Nets split rows, as images)
+VIDEO_CLASSES = ("WanTransformer3DModel", "CogVideoXTransformer3DModel", "LatteTransformer3DModel",
+                 "MochiTransformer3DModel", "HunyuanVideoTransformer3DModel")
 
 
 def denoiser_config(model: str, scale: str, text_tokens: int, frames: int, weights: str = "") -> tuple[str, dict]:
@@ -73,7 +83,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
                 plan: Plan, weights: str = "") -> list[str]:
     cls, cfg = denoiser_config(model, scale, text_tokens, frames, weights)
     pc = cfgs.pipeline_configs(model)
-    video = cls in ("WanTransformer3DModel", "CogVideoXTransformer3DModel", "LatteTransformer3DModel")
+    video = cls in VIDEO_CLASSES
     patch = 1 if cls == "UNet2DConditionModel" else 2
     rows, cols = height // 8 // patch, width // 8 // patch
     lf = latent_frames(model, frames)

@@ -18,6 +18,7 @@ diffusers pipeline's encode_prompt and keeps what its __call__ hands the denoise
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import torch
 
@@ -29,15 +30,15 @@ from .scale import family_of, scaled_configs
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
           "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon"),
-          "hunyuandit": (2, False, "v_prediction")}
+          "hunyuandit": (2, False, "v_prediction"), "mochi": (2, True, "flow")}
 # families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
 # prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
-OWN_IO = ("dit", "animatediff", "hunyuandit")
+OWN_IO = ("dit", "animatediff", "hunyuandit", "mochi")
 # transformers config classes that the model class name does not spell
 CONFIG_CLASSES = {"BertModel": "BertConfig", "LlamaModel": "LlamaConfig",
                   "CLIPVisionModelWithProjection": "CLIPVisionConfig"}
 # video families whose latent is [B, C, F, H, W], split by whole frames (runtime.Runtime)
-VIDEO = ("wan", "cogvideox", "latte")
+VIDEO = ("wan", "cogvideox", "latte", "mochi")
 # video U-Nets: split by rows of every frame like an image, so their latent is 4D with the
 # frames folded into the channels, [B, C x F, H, W] (animatediff.py)
 FOLDED = ("animatediff",)
@@ -265,6 +266,8 @@ def _quiet() -> None:
     import transformers
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
+    # MochiRoPE asks CPU autocast for float32, which CPU autocast refuses (and computes in float32)
+    warnings.filterwarnings("ignore", message="In CPU autocast, but the target dtype is not supported")
 
 
 def uint8(x: torch.Tensor, video: bool):

@@ -110,6 +110,14 @@ def shrink_vae_wan(cfg: dict, s: Size) -> dict:
     return cfg | {"base_dim": s.vae, "num_res_blocks": 1}
 
 
+def shrink_vae_mochi(cfg: dict, s: Size) -> dict:
+    """AutoencoderKLMochi: the same 4 decoder levels (8x spatial, 6x temporal), 32 channels
+    (its GroupNorms have 32 groups, fixed in the class), one ResNet per level."""
+    ch = max(32, s.vae)
+    return cfg | {"encoder_block_out_channels": [ch] * 4, "decoder_block_out_channels": [ch] * 4,
+                  "layers_per_block": [1] * 5}
+
+
 def shrink_vae_cog(cfg: dict, s: Size) -> dict:
     """AutoencoderKLCogVideoX: s.vae channels on the same 4 levels, one ResNet per level."""
     return cfg | {"block_out_channels": [s.vae] * 4, "layers_per_block": 1, "norm_num_groups": 4}
@@ -211,6 +219,17 @@ def shrink_hunyuandit(cfg: dict, s: Size, i: Inputs) -> dict:
                               "text_len_t5": i.text_tokens - cfg.get("text_len", 77)}
 
 
+def shrink_mochi(cfg: dict, s: Size, i: Inputs) -> dict:
+    """MochiTransformer3DModel: s.layers + 1 blocks (the last is context_pre_only as in the
+    real model); s.heads x 3/2 s.head_dim, so that the SwiGLU widths 8 x width / 3 of both
+    streams stay multiples of 16 as the real 8192 and 4096 are; the text stream half the
+    image stream's width (1536 of 3072) and the shrunk T5's width in."""
+    inner = s.heads * s.head_dim * 3 // 2
+    return cfg | {"num_attention_heads": s.heads, "attention_head_dim": s.head_dim * 3 // 2, "num_layers": s.layers + 1,
+                  "pooled_projection_dim": inner // 2, "text_embed_dim": i.text_width,
+                  "max_sequence_length": i.text_tokens}
+
+
 def shrink_latte(cfg: dict, s: Size, i: Inputs) -> dict:
     """LatteTransformer3DModel (PixArt blocks, the same head_dim rule): s.layers
     spatial/temporal block pairs; its frame-position table is as long as the scenario's
@@ -239,18 +258,20 @@ def shrink_cogvideox(cfg: dict, s: Size, i: Inputs) -> dict:
 
 DENOISERS = {"UNet2DConditionModel": shrink_unet, "SD3Transformer2DModel": shrink_sd3,
              "DiTTransformer2DModel": shrink_dit, "HunyuanDiT2DModel": shrink_hunyuandit,
+             "MochiTransformer3DModel": shrink_mochi,
              "FluxTransformer2DModel": shrink_flux, "PixArtTransformer2DModel": shrink_pixart,
              "LatteTransformer3DModel": shrink_latte, "WanTransformer3DModel": shrink_wan,
              "CogVideoXTransformer3DModel": shrink_cogvideox}
 VAES = {"AutoencoderKL": shrink_vae_kl, "AutoencoderKLWan": shrink_vae_wan,
-        "AutoencoderKLCogVideoX": shrink_vae_cog}
+        "AutoencoderKLCogVideoX": shrink_vae_cog, "AutoencoderKLMochi": shrink_vae_mochi}
 TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip,
         "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5, "BertModel": shrink_bert}
 
 FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
           "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
           "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte",
-          "DiTTransformer2DModel": "dit", "HunyuanDiT2DModel": "hunyuandit"}
+          "DiTTransformer2DModel": "dit", "HunyuanDiT2DModel": "hunyuandit",
+          "MochiTransformer3DModel": "mochi"}
 
 
 # a pipeline component that turns its denoiser class into another family
