@@ -70,6 +70,7 @@ SCHEDULERS = {
     # Mochi's sigmas are linear-quadratic and inverted (mochi.py turns them into the executor's
     # shifted flow sigmas: shift 1)
     "mochi-1": ({"shift": 1.0, "invert_sigmas": True}, "genmo/mochi-1-preview"),
+    "hunyuanvideo": ({"shift": 7.0}, "hunyuanvideo-community/HunyuanVideo"),
     "hunyuandit": ({"prediction_type": "v_prediction", "beta_schedule": "scaled_linear", "beta_end": 0.03,
                     "steps_offset": 1}, "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers"),
     # the DDIMScheduler settings of the motion adapter's model card (diffusers AnimateDiff docs)

@@ -30,15 +30,15 @@ from .scale import family_of, scaled_configs
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
           "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon"),
-          "hunyuandit": (2, False, "v_prediction"), "mochi": (2, True, "flow")}
+          "hunyuandit": (2, False, "v_prediction"), "mochi": (2, True, "flow"), "hunyuanvideo": (2, True, "flow")}
 # families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
 # prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
-OWN_IO = ("dit", "animatediff", "hunyuandit", "mochi")
+OWN_IO = ("dit", "animatediff", "hunyuandit", "mochi", "hunyuanvideo")
 # transformers config classes that the model class name does not spell
 CONFIG_CLASSES = {"BertModel": "BertConfig", "LlamaModel": "LlamaConfig",
                   "CLIPVisionModelWithProjection": "CLIPVisionConfig"}
 # video families whose latent is [B, C, F, H, W], split by whole frames (runtime.Runtime)
-VIDEO = ("wan", "cogvideox", "latte", "mochi")
+VIDEO = ("wan", "cogvideox", "latte", "mochi", "hunyuanvideo")
 # video U-Nets: split by rows of every frame like an image, so their latent is 4D with the
 # frames folded into the channels, [B, C x F, H, W] (animatediff.py)
 FOLDED = ("animatediff",)
@@ -56,8 +56,9 @@ def t5_tokens(family: str, text_tokens: int) -> int:
 def byte_tokenizer(kind: str, vocab_size: int, max_length: int):
     """A fast tokenizer with one token per UTF-8 byte (GPT-2's byte alphabet) and the
     special tokens of a CLIP ("clip": start/end of text, padding at the top of the
-    vocabulary, so CLIP's pooled-token rule finds the end token) or T5 ("t5": <pad> 0,
-    </s> 1, <unk> 2) tokenizer. Different prompts give different ids; nothing is read
+    vocabulary, so CLIP's pooled-token rule finds the end token), T5 ("t5": <pad> 0,
+    </s> 1, <unk> 2; also for BERT) or LLaMA ("llama": <pad> 0, a begin-of-text token 1
+    first, no end token) tokenizer. Different prompts give different ids; nothing is read
     from disk."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -65,6 +66,8 @@ def byte_tokenizer(kind: str, vocab_size: int, max_length: int):
     if kind == "clip":
         base, special = 0, {"<|startoftext|>": vocab_size - 3, "<|pad|>": vocab_size - 2,
                             "<|endoftext|>": vocab_size - 1}
+    elif kind == "llama":
+        base, special = 3, {"<pad>": 0, "<|begin_of_text|>": 1, "<unk>": 2}
     else:
         base, special = 3, {"<pad>": 0, "</s>": 1, "<unk>": 2}
     vocab = {c: base + i for i, c in enumerate(alphabet)} | special
@@ -77,6 +80,10 @@ def byte_tokenizer(kind: str, vocab_size: int, max_length: int):
             special_tokens=[("<|startoftext|>", vocab_size - 3), ("<|endoftext|>", vocab_size - 1)])
         names = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|pad|>",
                  "unk_token": "<|endoftext|>"}
+    elif kind == "llama":
+        tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
+                                                           special_tokens=[("<|begin_of_text|>", 1)])
+        names = {"bos_token": "<|begin_of_text|>", "pad_token": "<pad>", "unk_token": "<unk>"}
     else:
         tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
         names = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
@@ -114,8 +121,9 @@ class Pipeline:
             return klass.from_config(cfg)
         if name.startswith("tokenizer"):
             enc = self.configs.config(name.replace("tokenizer", "text_encoder"))
-            kind = "clip" if "CLIP" in self.configs.cls(name.replace("tokenizer", "text_encoder")) else "t5"
-            return byte_tokenizer(kind, enc["vocab_size"], CLIP_TOKENS if kind == "clip" else 512)
+            enc_cls = self.configs.cls(name.replace("tokenizer", "text_encoder"))
+            kind = "clip" if "CLIP" in enc_cls else "llama" if "Llama" in enc_cls else "t5"
+            return byte_tokenizer(kind, enc["vocab_size"], {"clip": CLIP_TOKENS, "llama": 4096}.get(kind, 512))
         cfg = {k: v for k, v in cfg.items() if k not in ("torch_dtype", "dtype")}     # the run's dtype decides
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1000 + offset)

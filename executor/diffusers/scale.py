@@ -91,6 +91,16 @@ def shrink_bert(cfg: dict, s: Size) -> dict:
                   "num_attention_heads": 2, "vocab_size": 512, "pad_token_id": 0}
 
 
+def shrink_llama(cfg: dict, s: Size) -> dict:
+    """LlamaModel (HunyuanVideo's text encoder): 3 layers of width s.t5 (the pipeline reads the
+    hidden states 2 layers below the top, so one layer counts), grouped-query attention as
+    published (4 query heads, 2 key/value heads), the in-memory tokenizer's vocabulary."""
+    return cfg | {"hidden_size": s.t5, "intermediate_size": 2 * s.t5, "num_hidden_layers": 3,
+                  "num_attention_heads": s.t5 // 16, "num_key_value_heads": s.t5 // 32, "head_dim": 16,
+                  "vocab_size": 512, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+                  "max_position_embeddings": 4096}
+
+
 def shrink_t5(cfg: dict, s: Size) -> dict:
     """T5EncoderModel / UMT5EncoderModel: 2 layers of width s.t5, gated-GELU as published."""
     return cfg | {"d_model": s.t5, "d_ff": 2 * s.t5, "d_kv": 16, "num_heads": s.t5 // 16, "num_layers": 2,
@@ -108,6 +118,12 @@ def shrink_vae_kl(cfg: dict, s: Size) -> dict:
 def shrink_vae_wan(cfg: dict, s: Size) -> dict:
     """AutoencoderKLWan: base_dim s.vae, one ResNet per level, the same temporal downsampling."""
     return cfg | {"base_dim": s.vae, "num_res_blocks": 1}
+
+
+def shrink_vae_hunyuanvideo(cfg: dict, s: Size) -> dict:
+    """AutoencoderKLHunyuanVideo: the same 4 levels (8x spatial, 4x temporal), s.vae channels,
+    one ResNet per level."""
+    return cfg | {"block_out_channels": [s.vae] * 4, "layers_per_block": 1, "norm_num_groups": 4}
 
 
 def shrink_vae_mochi(cfg: dict, s: Size) -> dict:
@@ -230,6 +246,16 @@ def shrink_mochi(cfg: dict, s: Size, i: Inputs) -> dict:
                   "max_sequence_length": i.text_tokens}
 
 
+def shrink_hunyuanvideo(cfg: dict, s: Size, i: Inputs) -> dict:
+    """HunyuanVideoTransformer3DModel: s.layers // 2 + 1 dual-stream and s.layers
+    single-stream blocks, the real 2 token-refiner layers; the RoPE axes split head_dim as the
+    real (16, 56, 56) of 128 does (as Flux's); the shrunk LLaMA and CLIP widths in."""
+    rest = (s.head_dim - s.head_dim // 8) // 4 * 2
+    return cfg | _width(s) | {"num_layers": s.layers // 2 + 1, "num_single_layers": s.layers,
+                              "text_embed_dim": i.text_width, "pooled_projection_dim": i.pooled,
+                              "rope_axes_dim": [s.head_dim - 2 * rest, rest, rest]}
+
+
 def shrink_latte(cfg: dict, s: Size, i: Inputs) -> dict:
     """LatteTransformer3DModel (PixArt blocks, the same head_dim rule): s.layers
     spatial/temporal block pairs; its frame-position table is as long as the scenario's
@@ -258,20 +284,22 @@ def shrink_cogvideox(cfg: dict, s: Size, i: Inputs) -> dict:
 
 DENOISERS = {"UNet2DConditionModel": shrink_unet, "SD3Transformer2DModel": shrink_sd3,
              "DiTTransformer2DModel": shrink_dit, "HunyuanDiT2DModel": shrink_hunyuandit,
-             "MochiTransformer3DModel": shrink_mochi,
+             "MochiTransformer3DModel": shrink_mochi, "HunyuanVideoTransformer3DModel": shrink_hunyuanvideo,
              "FluxTransformer2DModel": shrink_flux, "PixArtTransformer2DModel": shrink_pixart,
              "LatteTransformer3DModel": shrink_latte, "WanTransformer3DModel": shrink_wan,
              "CogVideoXTransformer3DModel": shrink_cogvideox}
 VAES = {"AutoencoderKL": shrink_vae_kl, "AutoencoderKLWan": shrink_vae_wan,
-        "AutoencoderKLCogVideoX": shrink_vae_cog, "AutoencoderKLMochi": shrink_vae_mochi}
+        "AutoencoderKLCogVideoX": shrink_vae_cog, "AutoencoderKLMochi": shrink_vae_mochi,
+        "AutoencoderKLHunyuanVideo": shrink_vae_hunyuanvideo}
 TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip,
-        "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5, "BertModel": shrink_bert}
+        "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5, "BertModel": shrink_bert,
+        "LlamaModel": shrink_llama}
 
 FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
           "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
           "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte",
           "DiTTransformer2DModel": "dit", "HunyuanDiT2DModel": "hunyuandit",
-          "MochiTransformer3DModel": "mochi"}
+          "MochiTransformer3DModel": "mochi", "HunyuanVideoTransformer3DModel": "hunyuanvideo"}
 
 
 # a pipeline component that turns its denoiser class into another family
@@ -332,6 +360,8 @@ def _pooled(fam: str, enc: dict) -> int:
         return enc["text_encoder"]["projection_dim"] + enc["text_encoder_2"]["projection_dim"]
     if fam == "flux":
         return enc["text_encoder"]["hidden_size"]
+    if fam == "hunyuanvideo":      # the CLIP pooler output
+        return enc["text_encoder_2"]["hidden_size"]
     if fam == "unet" and "text_encoder_2" in enc:
         return enc["text_encoder_2"]["projection_dim"]
     return 0
