@@ -62,7 +62,8 @@ class DiffusersSource:
         from .diffusers.legality import latent_frames
         self.job, self.device, self.dtype = job, device, dtype
         self.pipeline = Pipeline(job.model, job.scale, job.weights, job.seed, dtype, str(device),
-                                 frames=latent_frames(job.model, job.frames), text_tokens=job.text_tokens)
+                                 frames=latent_frames(job.model, job.frames), text_tokens=job.text_tokens,
+                                 image_size=(job.height, job.width))
         p = self.pipeline
         self.video = p.video
         self.patch, self.flow = p.patch, p.flow

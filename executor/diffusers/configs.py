@@ -70,6 +70,8 @@ SCHEDULERS = {
     # Mochi's sigmas are linear-quadratic and inverted (mochi.py turns them into the executor's
     # shifted flow sigmas: shift 1)
     "mochi-1": ({"shift": 1.0, "invert_sigmas": True}, "genmo/mochi-1-preview"),
+    # SVD's EulerDiscreteScheduler predicts v (its Karras sigmas are the executor's DDIM steps here)
+    "svd": ({"prediction_type": "v_prediction"}, "stabilityai/stable-video-diffusion-img2vid-xt"),
     "hunyuanvideo": ({"shift": 7.0}, "hunyuanvideo-community/HunyuanVideo"),
     "hunyuandit": ({"prediction_type": "v_prediction", "beta_schedule": "scaled_linear", "beta_end": 0.03,
                     "steps_offset": 1}, "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers"),

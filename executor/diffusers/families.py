@@ -6,8 +6,8 @@ import importlib
 from . import hooks
 from .denoiser import Denoiser, name_modules
 
-NEEDS_IMAGE_SIZE = ("unet", "pixart", "animatediff")     # added size conditioning (SDXL, PixArt-alpha)
-NEEDS_FRAMES = ("animatediff",)     # frames folded into the batch: the blocks must know how many
+NEEDS_IMAGE_SIZE = ("unet", "pixart", "animatediff", "svd")     # added size conditioning (SDXL, PixArt-alpha)
+NEEDS_FRAMES = ("animatediff", "svd")     # frames folded into the batch: the blocks must know how many
 
 
 def _build(fam, family: str, net, binding, image_size, frames: int):

@@ -154,6 +154,23 @@ class ConvHook(ModelHook):
         return y
 
 
+class RowConv3dHook(ModelHook):
+    """A row-parallel Conv3d (SVD's temporal ResNets under TP): partial outputs summed, bias once.
+    Its (3, 1, 1) kernel spans frames only, so a row split needs no halo."""
+
+    def __init__(self, binding: Binding):
+        super().__init__()
+        self.binding = binding
+
+    def new_forward(self, module: nn.Conv3d, x):
+        ctx = self.binding.ctx
+        if ctx is None or ctx.tp is None or ctx.tp.size == 1:
+            return self.fn_ref.original_forward(x)
+        y = ctx.tp_reduce(F.conv3d(x, module.weight, None, module.stride, module.padding, module.dilation,
+                                   module.groups))
+        return y if module.bias is None else y + module.bias[:, None, None, None]
+
+
 class GroupNormHook(ModelHook):
     def __init__(self, binding: Binding):
         super().__init__()
@@ -224,5 +241,9 @@ def attach(net: nn.Module, binding: Binding, attention: dict[str, str | None], a
             _register(m, ConvHook(binding))
         elif isinstance(m, nn.GroupNorm):
             _register(m, GroupNormHook(binding))
+        elif isinstance(m, nn.Conv3d) and getattr(m, "tp_role", "rep") == "row":
+            if m.kernel_size[1:] != (1, 1):
+                raise NotImplementedError(f"conv {m.lid}: a Conv3d with a spatial kernel cannot take a row split")
+            _register(m, RowConv3dHook(binding))
         elif isinstance(m, nn.Linear) and getattr(m, "tp_role", "rep") == "row":
             _register(m, RowLinearHook(binding))

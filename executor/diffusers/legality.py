@@ -43,6 +43,10 @@ VIDEO_CLASSES = ("WanTransformer3DModel", "CogVideoXTransformer3DModel", "LatteT
                  "MochiTransformer3DModel", "HunyuanVideoTransformer3DModel")
 
 
+# U-Nets: split by latent rows (of every frame for the video ones), halved at each level
+UNETS = ("UNet2DConditionModel", "UNetSpatioTemporalConditionModel")
+
+
 def denoiser_config(model: str, scale: str, text_tokens: int, frames: int, weights: str = "") -> tuple[str, dict]:
     """(class name, config) of the denoiser at `scale` (or the --weights folder's)."""
     if weights:
@@ -61,6 +65,8 @@ def _motion_heads(model: str, scale: str, weights: str) -> list[int]:
 
 
 def _heads(cls: str, cfg: dict) -> list[int]:
+    if cls == "UNetSpatioTemporalConditionModel":
+        return list(cfg.get("num_attention_heads", (5, 10, 20, 20)))
     if cls == "UNet2DConditionModel":
         h = cfg.get("attention_head_dim", 8)
         levels = len(cfg.get("block_out_channels", [320, 640, 1280, 1280]))
@@ -69,7 +75,7 @@ def _heads(cls: str, cfg: dict) -> list[int]:
 
 
 def _ffn(cls: str, cfg: dict) -> list[int]:
-    if cls == "UNet2DConditionModel":
+    if cls in UNETS:
         return [4 * c for c in cfg.get("block_out_channels", [])]
     inner = cfg.get("num_attention_heads", 1) * cfg.get("attention_head_dim", 1)
     if cls == "WanTransformer3DModel":
@@ -84,7 +90,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
     cls, cfg = denoiser_config(model, scale, text_tokens, frames, weights)
     pc = cfgs.pipeline_configs(model)
     video = cls in VIDEO_CLASSES
-    patch = 1 if cls == "UNet2DConditionModel" else 2
+    patch = 1 if cls in UNETS else 2
     rows, cols = height // 8 // patch, width // 8 // patch
     lf = latent_frames(model, frames)
     errs = []
@@ -96,7 +102,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
         if video and lf % n:
             errs.append(f"'{seg}' cuts the video into {n} slices of whole latent frames; {lf} latent frames "
                         f"({frames} frames) do not divide into {n}")
-        if cls == "UNet2DConditionModel":
+        if cls in UNETS:
             down = 2 ** (len(cfg.get("block_out_channels", [0] * 4)) - 1)
             if rows % (n * down):
                 errs.append(f"each of the {n} row slices of the U-Net ('{seg}') must stay whole through {down}x "
@@ -112,8 +118,8 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
             bad = sorted({f for f in _ffn(cls, cfg) if f % features})
             if bad:
                 errs.append(f"'{seg}' splits MLP hidden features {features} ways; {bad} do not divide")
-            gn = cfg.get("norm_num_groups", 32)
-            if cls == "UNet2DConditionModel" and gn % features:
+            gn = cfg.get("norm_num_groups", 32)        # SVD's: 32, fixed in the class
+            if cls in UNETS and gn % features:
                 errs.append(f"the {features}-way feature split of '{seg}' must divide the U-Net's {gn} GroupNorm "
                             f"groups (column-parallel convs split whole groups)")
         if groups > 1 and cls == "LatteTransformer3DModel" and (lf % groups or (rows * cols) % groups):

@@ -88,6 +88,8 @@ def _text_tokens(model: str, t5: int) -> int:
         return 120
     if cls == "DiTTransformer2DModel":      # class-conditioned: no text
         return 0
+    if cls == "UNetSpatioTemporalConditionModel":      # one CLIP image embedding
+        return 1
     return t5
 
 

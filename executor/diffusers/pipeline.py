@@ -30,10 +30,11 @@ from .scale import family_of, scaled_configs
 LATENT = {"unet": (1, False, "epsilon"), "sd3": (2, True, "flow"), "flux": (2, True, "flow"),
           "pixart": (2, False, "epsilon"), "wan": (2, True, "flow"), "cogvideox": (2, False, "v_prediction"),
           "latte": (2, False, "epsilon"), "dit": (2, False, "epsilon"), "animatediff": (1, False, "epsilon"),
-          "hunyuandit": (2, False, "v_prediction"), "mochi": (2, True, "flow"), "hunyuanvideo": (2, True, "flow")}
+          "hunyuandit": (2, False, "v_prediction"), "mochi": (2, True, "flow"), "hunyuanvideo": (2, True, "flow"),
+          "svd": (1, False, "v_prediction")}
 # families whose module (executor/diffusers/<family>.py) brings its own encode(pipeline,
 # prompt, negative) -> Conditioning and decode(pipeline, latent) -> uint8 pixels
-OWN_IO = ("dit", "animatediff", "hunyuandit", "mochi", "hunyuanvideo")
+OWN_IO = ("dit", "animatediff", "hunyuandit", "mochi", "hunyuanvideo", "svd")
 # transformers config classes that the model class name does not spell
 CONFIG_CLASSES = {"BertModel": "BertConfig", "LlamaModel": "LlamaConfig",
                   "CLIPVisionModelWithProjection": "CLIPVisionConfig"}
@@ -41,7 +42,7 @@ CONFIG_CLASSES = {"BertModel": "BertConfig", "LlamaModel": "LlamaConfig",
 VIDEO = ("wan", "cogvideox", "latte", "mochi", "hunyuanvideo")
 # video U-Nets: split by rows of every frame like an image, so their latent is 4D with the
 # frames folded into the channels, [B, C x F, H, W] (animatediff.py)
-FOLDED = ("animatediff",)
+FOLDED = ("animatediff", "svd")
 # components that belong to the denoiser (built with it, on the meta device in .pipe)
 DENOISER_PARTS = ("motion_adapter",)
 CLIP_TOKENS = 77
@@ -93,7 +94,8 @@ def byte_tokenizer(kind: str, vocab_size: int, max_length: int):
 # ---------------------------------------------------------------- the pipeline
 class Pipeline:
     def __init__(self, model_id: str, scale: str = "tiny", weights: str = "", seed: int = 0,
-                 dtype: torch.dtype = torch.float32, device: str = "cpu", frames: int = 1, text_tokens: int = 77):
+                 dtype: torch.dtype = torch.float32, device: str = "cpu", frames: int = 1, text_tokens: int = 77,
+                 image_size: tuple[int, int] = (128, 128)):
         from .weights import folder_configs
         _quiet()
         self.model_id, self.scale, self.weights, self.seed = model_id, scale, weights, seed
@@ -101,6 +103,7 @@ class Pipeline:
         base = folder_configs(weights, model_id) if weights else cfgs.pipeline_configs(model_id)
         self.family = family_of(base)
         self.frames, self.text_tokens = frames, text_tokens
+        self.image_size = image_size          # pixels (SVD draws its conditioning image at this size)
         self.configs = base if weights else scaled_configs(base, scale, text_tokens, frames)
         self.patch, self.flow, self.prediction = LATENT[self.family]
         self._pipe = None

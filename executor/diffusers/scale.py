@@ -101,6 +101,13 @@ def shrink_llama(cfg: dict, s: Size) -> dict:
                   "max_position_embeddings": 4096}
 
 
+def shrink_clip_vision(cfg: dict, s: Size) -> dict:
+    """CLIPVisionModelWithProjection (SVD's image encoder): 2 layers of width s.clip, the real
+    224 px input and 14 px patches (the pipeline resizes to 224)."""
+    return cfg | {"hidden_size": s.clip, "intermediate_size": 4 * s.clip, "num_hidden_layers": 2,
+                  "num_attention_heads": 2, "projection_dim": s.clip}
+
+
 def shrink_t5(cfg: dict, s: Size) -> dict:
     """T5EncoderModel / UMT5EncoderModel: 2 layers of width s.t5, gated-GELU as published."""
     return cfg | {"d_model": s.t5, "d_ff": 2 * s.t5, "d_kv": 16, "num_heads": s.t5 // 16, "num_layers": 2,
@@ -124,6 +131,12 @@ def shrink_vae_hunyuanvideo(cfg: dict, s: Size) -> dict:
     """AutoencoderKLHunyuanVideo: the same 4 levels (8x spatial, 4x temporal), s.vae channels,
     one ResNet per level."""
     return cfg | {"block_out_channels": [s.vae] * 4, "layers_per_block": 1, "norm_num_groups": 4}
+
+
+def shrink_vae_temporal(cfg: dict, s: Size) -> dict:
+    """AutoencoderKLTemporalDecoder (SVD): the same 4 levels, 32 channels (its GroupNorms have
+    32 groups, fixed in the class), one ResNet per level."""
+    return cfg | {"block_out_channels": [max(32, s.vae)] * 4, "layers_per_block": 1}
 
 
 def shrink_vae_mochi(cfg: dict, s: Size) -> dict:
@@ -180,6 +193,17 @@ def shrink_motion_adapter(cfg: dict, s: Size, unet: dict) -> dict:
     motion layers."""
     return cfg | {"block_out_channels": list(unet["block_out_channels"]),
                   "motion_layers_per_block": unet.get("layers_per_block", 2), "motion_norm_num_groups": 8}
+
+
+def shrink_svd(cfg: dict, s: Size, i: Inputs) -> dict:
+    """UNetSpatioTemporalConditionModel: every level and block type kept, 2 ResNets per
+    level; channels s.unet_c0 x the real multipliers (capped), at least 32 (its GroupNorms
+    have 32 groups, fixed in the class); heads = channels / head_dim; one transformer layer
+    per block as published; the image encoder's projection width for cross-attention."""
+    real = cfg.get("block_out_channels", [320, 640, 1280, 1280])
+    chans = [max(32, s.unet_c0 * min(c // real[0], s.unet_cap)) for c in real]
+    return cfg | {"block_out_channels": chans, "num_attention_heads": [c // s.head_dim for c in chans],
+                  "cross_attention_dim": i.text_width}
 
 
 def shrink_sd3(cfg: dict, s: Size, i: Inputs) -> dict:
@@ -285,21 +309,23 @@ def shrink_cogvideox(cfg: dict, s: Size, i: Inputs) -> dict:
 DENOISERS = {"UNet2DConditionModel": shrink_unet, "SD3Transformer2DModel": shrink_sd3,
              "DiTTransformer2DModel": shrink_dit, "HunyuanDiT2DModel": shrink_hunyuandit,
              "MochiTransformer3DModel": shrink_mochi, "HunyuanVideoTransformer3DModel": shrink_hunyuanvideo,
+             "UNetSpatioTemporalConditionModel": shrink_svd,
              "FluxTransformer2DModel": shrink_flux, "PixArtTransformer2DModel": shrink_pixart,
              "LatteTransformer3DModel": shrink_latte, "WanTransformer3DModel": shrink_wan,
              "CogVideoXTransformer3DModel": shrink_cogvideox}
 VAES = {"AutoencoderKL": shrink_vae_kl, "AutoencoderKLWan": shrink_vae_wan,
         "AutoencoderKLCogVideoX": shrink_vae_cog, "AutoencoderKLMochi": shrink_vae_mochi,
-        "AutoencoderKLHunyuanVideo": shrink_vae_hunyuanvideo}
+        "AutoencoderKLHunyuanVideo": shrink_vae_hunyuanvideo, "AutoencoderKLTemporalDecoder": shrink_vae_temporal}
 TEXT = {"CLIPTextModel": shrink_clip, "CLIPTextModelWithProjection": shrink_clip,
         "T5EncoderModel": shrink_t5, "UMT5EncoderModel": shrink_t5, "BertModel": shrink_bert,
-        "LlamaModel": shrink_llama}
+        "LlamaModel": shrink_llama, "CLIPVisionModelWithProjection": shrink_clip_vision}
 
 FAMILY = {"UNet2DConditionModel": "unet", "SD3Transformer2DModel": "sd3", "FluxTransformer2DModel": "flux",
           "PixArtTransformer2DModel": "pixart", "WanTransformer3DModel": "wan",
           "CogVideoXTransformer3DModel": "cogvideox", "LatteTransformer3DModel": "latte",
           "DiTTransformer2DModel": "dit", "HunyuanDiT2DModel": "hunyuandit",
-          "MochiTransformer3DModel": "mochi", "HunyuanVideoTransformer3DModel": "hunyuanvideo"}
+          "MochiTransformer3DModel": "mochi", "HunyuanVideoTransformer3DModel": "hunyuanvideo",
+          "UNetSpatioTemporalConditionModel": "svd"}
 
 
 # a pipeline component that turns its denoiser class into another family
@@ -321,7 +347,7 @@ def scaled_configs(pc: PipelineConfigs, scale: str, text_tokens: int, frames: in
     size = SIZES[scale]
     comps = dict(pc.components)
     widths = {}
-    for name in pc.text_encoders():
+    for name in pc.text_encoders() + [n for n in ("image_encoder",) if n in comps]:
         lib, cls, cfg = comps[name]
         comps[name] = (lib, cls, TEXT[cls](cfg, size))
         widths[name] = comps[name][2]
@@ -352,6 +378,8 @@ def _text_width(fam: str, enc: dict) -> int:
         return _enc_width(enc["text_encoder_3"])
     if fam in ("flux", "hunyuandit"):
         return _enc_width(enc["text_encoder_2"])
+    if fam == "svd":        # the CLIP image embedding (its projection)
+        return enc["image_encoder"]["projection_dim"]
     return _enc_width(enc["text_encoder"])
 
 
