@@ -80,9 +80,7 @@ def _check_options(args) -> str:
     from .diffusers import options as diffusers_options
     if args.model not in PRESETS:
         if not diffusers_options.is_model(args.model):
-            from .diffusers.configs import model_ids
-            raise _usage(f"--model {args.model}: not a model run executes; accepted: the diffusers "
-                         f"models {', '.join(model_ids())} and the reference models {', '.join(PRESETS)}")
+            raise _usage(diffusers_options.refusal(args.model, PRESETS))
         diffusers_options.check(args)
     elif args.scale or args.weights or args.out or args.cp != "auto":
         raise _usage(f"--scale, --weights, --out and --cp apply to diffusers models, not to {args.model}")

@@ -74,7 +74,7 @@ def test_run_writes_its_html_report(tmp_path):
     (["--plan", "ulysses=3"], "must divide the attention head counts"),
     (["--plan", "tp=2", "--model", "ref-unet-tiny", "--height", "20"], "multiple of 8"),
     (["--plan", "ulysses=2", "--model", "ref-unet-tiny", "--height", "16"], "through 2x downsampling"),
-    (["--plan", "cfg=2", "--model", "svd"], "accepted: the diffusers models"),
+    (["--plan", "cfg=2", "--model", "opensora-1.2"], "is plan-only"),
     (["--plan", "hybridiff=2 k=9"], "smaller than the 8 steps"),
     (["--plan", "ulysses=2", "--model", "ref-video-tiny", "--frames", "3"], "whole frames"),
     (["--repeats", "0"], "--repeats 0"),
