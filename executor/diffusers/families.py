@@ -30,16 +30,21 @@ def build_denoiser(pipeline, image_size: tuple[int, int]) -> Denoiser:
     return adapt(pipeline.denoiser(), pipeline.family, image_size, pipeline.frames)
 
 
-def block_names(pc, image_size=(1024, 1024)) -> list[str]:
-    """The blocks of the configs' denoiser, built on the meta device (no weights)."""
+def meta_denoiser(pc):
+    """The configs' denoiser module on the meta device (no weights)."""
     import diffusers
     import torch
     from .scale import family_of
+    fam = importlib.import_module(f"{__package__}.{family_of(pc)}")
+    if hasattr(fam, "meta_denoiser"):         # a denoiser made of several components (AnimateDiff)
+        return fam.meta_denoiser(pc)
+    with torch.device("meta"):
+        return getattr(diffusers, pc.cls(pc.denoiser)).from_config(pc.config(pc.denoiser))
+
+
+def block_names(pc, image_size=(1024, 1024)) -> list[str]:
+    """The blocks of the configs' denoiser, built on the meta device (no weights)."""
+    from .scale import family_of
     family = family_of(pc)
     fam = importlib.import_module(f"{__package__}.{family}")
-    if hasattr(fam, "meta_denoiser"):         # a denoiser made of several components (AnimateDiff)
-        net = fam.meta_denoiser(pc)
-    else:
-        with torch.device("meta"):
-            net = getattr(diffusers, pc.cls(pc.denoiser)).from_config(pc.config(pc.denoiser))
-    return list(_build(fam, family, net, hooks.Binding(), image_size, 1).names)
+    return list(_build(fam, family, meta_denoiser(pc), hooks.Binding(), image_size, 1).names)
