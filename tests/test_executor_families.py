@@ -17,7 +17,7 @@ parameters are checked with every other model's in tests/test_executor_diffusers
   ulysses, ring, tp (exact) and pipefusion; SVD ring, tp (exact) and distrifusion;
 - one 4-rank launch: compositions on dit-xl-2 and mochi-1;
 - `run --model opensora-1.2` (not a diffusers class) is refused in one line.
-The video U-Nets run 2 frames here (the motion and temporal layers still mix them).
+The video U-Nets run their tiny 2 frames (the motion and temporal layers still mix them).
 """
 from __future__ import annotations
 
@@ -50,14 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXACT = 1e-5
 FLOOR_DB = {"distrifusion": 25, "naive_patch": 25, "pipefusion": 25, "asyncdiff": 25, "parastep": 30,
             "hybridiff": 18}
-VIDEO_UNET_FRAMES = 2
+VIDEO_UNET_FRAMES = 2         # the --scale tiny default (scale.scenario_defaults)
 
 torch.set_num_threads(1)
 
 
 def _frames(model: str) -> int:
-    f = zoo.facts(model)
-    return VIDEO_UNET_FRAMES if f.arch == "video-unet" else scenario_defaults(f, "tiny").frames
+    return scenario_defaults(zoo.facts(model), "tiny").frames
 
 
 def _job(model: str, plan: str, nproc: int, batch: int = 1):

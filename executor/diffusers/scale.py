@@ -58,15 +58,17 @@ def scenario_defaults(facts, scale: str) -> Defaults | None:
     if scale == "full":
         return None
     video, unet = facts.arch.startswith("video"), facts.arch == "video-unet"
-    # video U-Nets are split by rows like an image (4 levels: 16 latent rows make 2 slices)
-    side = {"tiny": 128, "small": 256}[scale] // (2 if video and not unet else 1)
+    # video U-Nets are split by rows like an image (4 levels: 16 latent rows make 2 slices),
+    # at 128 px for both scales (their frames multiply an image U-Net's cost)
+    side = 128 if unet else {"tiny": 128, "small": 256}[scale] // (2 if video else 1)
     # causal 3D VAEs: 1 + 3 x compression frames (4 latent frames: 13 for 4x, 19 for Mochi's
     # 6x); per-frame VAEs (Latte): 8 frames at tiny, 4 at small (about the tokens of the other
-    # models' 4 latent frames); video U-Nets: 4 frames (their rows carry the split)
+    # models' 4 latent frames); video U-Nets: 2 frames at both scales (a step of SVD at 128 px
+    # and 4 frames takes ~600 ms on one core)
     if not video:
         frames = 1
     elif unet:
-        frames = 4
+        frames = 2
     elif facts.vae_temporal > 1:
         frames = 1 + 3 * facts.vae_temporal
     else:
