@@ -15,8 +15,11 @@ HookRegistry) on the model's modules ask that ctx:
                           must stay the real one.
     3x3 Conv2d (pad 1)    ConvHook: rows above/below from ctx.halo, columns zero-padded;
                           row-parallel convs sum their partial outputs over TP first
-    GroupNorm             GroupNormHook: statistics of the whole image (ctx.group_norm)
+    GroupNorm             GroupNormHook: statistics of the whole image (ctx.group_norm); a 5D
+                          [B, C, F, rows, W] input (video U-Nets' norms over frames and rows)
+                          folds its frames into the row width, so rows stay the split axis
     row-parallel Linear   RowLinearHook: ctx.tp_reduce of the partial product, then the bias
+    row-parallel Conv3d   RowConv3dHook: the same for SVD's (3, 1, 1) temporal convs
     RMS norm across heads NormAcrossHeadsHook: Wan's q/k RMSNorm over all heads, its sum of
                           squares all-reduced over TP when the heads are split
 
