@@ -56,7 +56,7 @@ def denoiser_config(model: str, scale: str, text_tokens: int, frames: int, weigh
     return pc.cls(pc.denoiser), pc.config(pc.denoiser)
 
 
-def _motion_heads(model: str, scale: str, weights: str) -> list[int]:
+def _motion_heads(model: str, weights: str) -> list[int]:
     """AnimateDiff's motion modules: their heads split under tensor parallelism too."""
     pc = cfgs.read_folder(Path(weights), model) if weights else cfgs.pipeline_configs(model)
     if "motion_adapter" not in pc.components:
@@ -109,7 +109,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
                             f"downsampling; {rows} latent rows need a multiple of {n * down}")
         heads, features, groups = (math.prod(getattr(STRATEGIES[k].shard(d, seg), f) for k, d in seg.degrees)
                                    for f in ("heads", "features", "groups"))
-        tp_heads = _motion_heads(model, scale, weights) if seg.degree("tp") > 1 else []
+        tp_heads = _motion_heads(model, weights) if seg.degree("tp") > 1 else []
         bad = sorted({h for h in _heads(cls, cfg) + tp_heads if h % heads})
         if heads > 1 and bad:
             errs.append(f"'{seg}' splits every attention's heads {heads} ways (Ulysses, tensor parallelism); {model} "
