@@ -109,7 +109,7 @@ def arch_errors(model: str, scale: str, height: int, width: int, frames: int, te
                             f"downsampling; {rows} latent rows need a multiple of {n * down}")
         heads, features, groups = (math.prod(getattr(STRATEGIES[k].shard(d, seg), f) for k, d in seg.degrees)
                                    for f in ("heads", "features", "groups"))
-        tp_heads = _motion_heads(model, weights) if seg.degree("tp") > 1 else []
+        tp_heads = _motion_heads(model, weights) if features > 1 else []     # TP (heads and features split)
         bad = sorted({h for h in _heads(cls, cfg) + tp_heads if h % heads})
         if heads > 1 and bad:
             errs.append(f"'{seg}' splits every attention's heads {heads} ways (Ulysses, tensor parallelism); {model} "
