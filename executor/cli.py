@@ -84,9 +84,7 @@ def _check_options(args) -> str:
         args.model = DEFAULT_MODEL
     from .diffusers import options as diffusers_options
     if not diffusers_options.is_model(args.model):
-        from .diffusers.configs import model_ids
-        raise _usage(f"--model {args.model}: not a model run executes; accepted (zoo models with a diffusers "
-                     f"adapter): {', '.join(model_ids())}")
+        raise _usage(diffusers_options.refusal(args.model))
     diffusers_options.check(args)
     if args.report is not None:      # refused before any rank starts, not after the run
         from planner.report.html import check_out_path

@@ -30,13 +30,13 @@ class DiffusersSource:
         from .diffusers.legality import latent_frames
         self.job, self.device, self.dtype = job, device, dtype
         self.pipeline = Pipeline(job.model, job.scale, job.weights, job.seed, dtype, str(device),
-                                 frames=latent_frames(job.model, job.frames), text_tokens=job.text_tokens)
+                                 frames=latent_frames(job.model, job.frames), text_tokens=job.text_tokens,
+                                 image_size=(job.height, job.width))
         p = self.pipeline
-        self.video = p.family in ("wan", "cogvideox", "latte")
+        self.video = p.video
         self.patch, self.flow = p.patch, p.flow
         self.latent_frames = latent_frames(job.model, job.frames)
-        vae = p.configs.config("vae")
-        self.channels = vae.get("latent_channels") or vae.get("z_dim")
+        self.channels = p.latent_channels
         self.component_s: dict = {}
         p.pipe               # build the text encoders, tokenizers and VAE (untimed: not a stage)
 

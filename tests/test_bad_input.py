@@ -162,7 +162,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["--steps"], "--steps"),
     ],
     "run": [
-        (["--model", "svd"], "--model svd"), (["--model", ""], "--model "), (["--model", "ref-dit-xl"], "ref-dit-xl"),
+        (["--model", "opensora-1.2"], "--model opensora-1.2"), (["--model", ""], "--model "), (["--model", "ref-dit-xl"], "ref-dit-xl"),
         (["--backend", "mpi"], "--backend mpi"), (["--backend", ""], "--backend ''"),
         (["--nproc", "0"], "--nproc 0"), (["--nproc", "-2"], "--nproc -2"), (["--nproc", "100000"], "--nproc 100000"),
         (["--nproc", str(cpu_rank_limit() + 1)], f"--nproc {cpu_rank_limit() + 1}"), (["--nproc", "two"], "--nproc two"),

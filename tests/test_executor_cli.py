@@ -78,7 +78,7 @@ def test_run_writes_its_html_report(tmp_path):
     (["--plan", "ulysses=3"], "not divisible into 3 slices"),
     (["--plan", "tp=2", "--model", "sdxl", "--height", "20"], "multiple of 8"),
     (["--plan", "ulysses=2", "--model", "sdxl", "--height", "16"], "through 4x downsampling"),
-    (["--plan", "cfg=2", "--model", "svd"], "accepted (zoo models with a diffusers adapter)"),
+    (["--plan", "cfg=2", "--model", "opensora-1.2"], "is plan-only"),
     (["--plan", "hybridiff=2 k=9"], "smaller than the 8 steps"),
     (["--plan", "ulysses=2", "--model", "wan2.1-t2v-1.3b", "--frames", "3"], "whole latent frames"),
     (["--repeats", "0"], "--repeats 0"),

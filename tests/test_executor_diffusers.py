@@ -103,12 +103,11 @@ def test_blocks_are_the_zoo_s(model):
 
 
 def test_full_size_parameters_match_the_zoo():
-    import diffusers
-    for model in ("sdxl", "sd3-medium", "flux.1-dev", "pixart-alpha", "wan2.1-t2v-1.3b", "cogvideox-2b", "latte-1"):
+    from executor.diffusers.families import meta_denoiser
+    for model in ("sdxl", "sd3-medium", "flux.1-dev", "pixart-alpha", "wan2.1-t2v-1.3b", "cogvideox-2b", "latte-1",
+                  "dit-xl-2", "hunyuandit", "hunyuanvideo", "mochi-1", "svd", "animatediff"):
         f = zoo.facts(model)
-        pc = configs.pipeline_configs(model)
-        with torch.device("meta"):
-            net = getattr(diffusers, pc.cls(pc.denoiser)).from_config(pc.config(pc.denoiser))
+        net = meta_denoiser(configs.pipeline_configs(model))
         params = sum(p.numel() for p in net.parameters())
         spec = zoo.build(model, f.default_height, f.default_width, f.default_frames)
         assert abs(params - spec.params) <= 2e-3 * spec.params, (model, params, spec.params)

@@ -5,6 +5,7 @@
     hooks.py      diffusers ModelHooks that route attention, 3x3 convs, GroupNorms and
                   row-parallel projections into the executor's ctx
     denoiser.py   a diffusers denoiser as the executor's ordered block list
-    unet.py sd3.py flux.py pixart.py wan.py cogvideox.py latte.py
+    unet.py sd3.py flux.py pixart.py wan.py cogvideox.py latte.py dit.py hunyuandit.py
+    hunyuanvideo.py mochi.py svd.py animatediff.py
                   one adapter per class family, with the planner's block names
 """

@@ -65,6 +65,19 @@ SCHEDULERS = {
     "cogvideox-2b": ({"prediction_type": "v_prediction"}, "THUDM/CogVideoX-2b"),
     "cogvideox-5b": ({"prediction_type": "v_prediction"}, "THUDM/CogVideoX-5b"),
     "latte-1": ({}, "maxin-cn/Latte-1"),
+    "dit-xl-2": ({}, "facebook/DiT-XL-2-256"),
+    # v-prediction: HunyuanDiT's sampling (its repository's --predict-type v_prediction)
+    # Mochi's sigmas are linear-quadratic and inverted (mochi.py turns them into the executor's
+    # shifted flow sigmas: shift 1)
+    "mochi-1": ({"shift": 1.0, "invert_sigmas": True}, "genmo/mochi-1-preview"),
+    # SVD's EulerDiscreteScheduler predicts v (its Karras sigmas are the executor's DDIM steps here)
+    "svd": ({"prediction_type": "v_prediction"}, "stabilityai/stable-video-diffusion-img2vid-xt"),
+    "hunyuanvideo": ({"shift": 7.0}, "hunyuanvideo-community/HunyuanVideo"),
+    "hunyuandit": ({"prediction_type": "v_prediction", "beta_schedule": "scaled_linear", "beta_end": 0.03,
+                    "steps_offset": 1}, "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers"),
+    # the DDIMScheduler settings of the motion adapter's model card (diffusers AnimateDiff docs)
+    "animatediff": ({"beta_schedule": "linear", "clip_sample": False, "steps_offset": 1,
+                     "timestep_spacing": "linspace"}, "guoyww/animatediff-motion-adapter-v1-5-2 (model card)"),
 }
 
 

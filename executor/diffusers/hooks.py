@@ -15,8 +15,11 @@ HookRegistry) on the model's modules ask that ctx:
                           must stay the real one.
     3x3 Conv2d (pad 1)    ConvHook: rows above/below from ctx.halo, columns zero-padded;
                           row-parallel convs sum their partial outputs over TP first
-    GroupNorm             GroupNormHook: statistics of the whole image (ctx.group_norm)
+    GroupNorm             GroupNormHook: statistics of the whole image (ctx.group_norm); a 5D
+                          [B, C, F, rows, W] input (video U-Nets' norms over frames and rows)
+                          folds its frames into the row width, so rows stay the split axis
     row-parallel Linear   RowLinearHook: ctx.tp_reduce of the partial product, then the bias
+    row-parallel Conv3d   RowConv3dHook: the same for SVD's (3, 1, 1) temporal convs
     RMS norm across heads NormAcrossHeadsHook: Wan's q/k RMSNorm over all heads, its sum of
                           squares all-reduced over TP when the heads are split
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -66,11 +70,18 @@ def _sdpa_args(args, kwargs):
 
 
 class _Route(TorchFunctionMode):
-    """While one Attention module runs: its scaled-dot-product attention goes to ctx."""
+    """While one Attention module runs: its scaled-dot-product attention goes to ctx.
 
-    def __init__(self, ctx, mod, text: str | None, text_tokens: int):
+    image_tokens: for joint layouts, the image tokens of the call, so the text is the rest of
+    the sequence (Mochi attends to each sample's valid prompt tokens only, fewer than the
+    padded encoder_hidden_states). A processor that attends once per sample (Mochi) makes
+    several calls: each after the first gets its own layer key, so that per-layer state of
+    a strategy (stale K/V of DistriFusion and PipeFusion) stays per sample."""
+
+    def __init__(self, ctx, mod, text: str | None, text_tokens: int, image_tokens: int | None = None):
         super().__init__()
-        self.ctx, self.mod, self.text, self.t = ctx, mod, text, text_tokens
+        self.ctx, self.mod, self.text, self.t, self.n = ctx, mod, text, text_tokens, image_tokens
+        self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -82,15 +93,17 @@ class _Route(TorchFunctionMode):
                 or (scale is not None and not math.isclose(scale, q.shape[-1] ** -0.5, rel_tol=1e-6))):
             raise NotImplementedError(f"{type(self.mod).__name__} {self.mod.lid}: a masked, causal or rescaled "
                                       f"attention over the split sequence is not supported")
+        mod = self.mod if not self.calls else SimpleNamespace(lid=f"{self.mod.lid}#{self.calls}")
+        self.calls += 1
         if self.text is None:
-            return self.ctx.attention(self.mod, q, k, v)
-        t = self.t
+            return self.ctx.attention(mod, q, k, v)
         n = q.shape[2]
+        t = self.t if self.n is None else n - self.n
         if self.text == "first":
             text, img = (tuple(x[:, :, :t] for x in (q, k, v)), tuple(x[:, :, t:] for x in (q, k, v)))
         else:
             text, img = (tuple(x[:, :, n - t:] for x in (q, k, v)), tuple(x[:, :, :n - t] for x in (q, k, v)))
-        o, to = self.ctx.attention(self.mod, *img, text=text)
+        o, to = self.ctx.attention(mod, *img, text=text)
         return torch.cat([to, o] if self.text == "first" else [o, to], dim=2)
 
 
@@ -108,13 +121,13 @@ class AttentionHook(ModelHook):
         ctx = self.binding.ctx
         if ctx is None:
             return self.fn_ref.original_forward(*args, **kwargs)
-        text, t = self.text, 0
+        text, t, n = self.text, 0, None
         if text in ("first", "last"):
-            ehs = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-            t = ehs.shape[1]
+            hs = kwargs.get("hidden_states", args[0] if args else None)
+            n = hs.shape[1]
         elif text == "prefix":
             text, t = "first", self.binding.text_tokens
-        with _Route(ctx, module, text, t):
+        with _Route(ctx, module, text, t, n):
             return self.fn_ref.original_forward(*args, **kwargs)
 
 
@@ -144,6 +157,23 @@ class ConvHook(ModelHook):
         return y
 
 
+class RowConv3dHook(ModelHook):
+    """A row-parallel Conv3d (SVD's temporal ResNets under TP): partial outputs summed, bias once.
+    Its (3, 1, 1) kernel spans frames only, so a row split needs no halo."""
+
+    def __init__(self, binding: Binding):
+        super().__init__()
+        self.binding = binding
+
+    def new_forward(self, module: nn.Conv3d, x):
+        ctx = self.binding.ctx
+        if ctx is None or ctx.tp is None or ctx.tp.size == 1:
+            return self.fn_ref.original_forward(x)
+        y = ctx.tp_reduce(F.conv3d(x, module.weight, None, module.stride, module.padding, module.dilation,
+                                   module.groups))
+        return y if module.bias is None else y + module.bias[:, None, None, None]
+
+
 class GroupNormHook(ModelHook):
     def __init__(self, binding: Binding):
         super().__init__()
@@ -151,7 +181,13 @@ class GroupNormHook(ModelHook):
 
     def new_forward(self, module: nn.GroupNorm, x):
         ctx = self.binding.ctx
-        return self.fn_ref.original_forward(x) if ctx is None else ctx.group_norm(module, x)
+        if ctx is None:
+            return self.fn_ref.original_forward(x)
+        if x.dim() == 5:      # [B, C, F, rows, W] (a motion module's norm over frames and rows):
+            b, c, f, h, w = x.shape     # the frames join each row's width, so rows stay the split axis
+            y = ctx.group_norm(module, x.transpose(2, 3).reshape(b, c, h, f * w))
+            return y.view(b, c, h, f, w).transpose(2, 3)
+        return ctx.group_norm(module, x)
 
 
 class RowLinearHook(ModelHook):
@@ -208,5 +244,9 @@ def attach(net: nn.Module, binding: Binding, attention: dict[str, str | None], a
             _register(m, ConvHook(binding))
         elif isinstance(m, nn.GroupNorm):
             _register(m, GroupNormHook(binding))
+        elif isinstance(m, nn.Conv3d) and getattr(m, "tp_role", "rep") == "row":
+            if m.kernel_size[1:] != (1, 1):
+                raise NotImplementedError(f"conv {m.lid}: a Conv3d with a spatial kernel cannot take a row split")
+            _register(m, RowConv3dHook(binding))
         elif isinstance(m, nn.Linear) and getattr(m, "tp_role", "rep") == "row":
             _register(m, RowLinearHook(binding))

@@ -37,6 +37,22 @@ def is_model(model_id: str) -> bool:
     return model_id in configs.model_ids()
 
 
+def refusal(model_id: str) -> str:
+    """Why `run` does not take model_id, in one line: a zoo model whose denoiser is not a
+    diffusers class (Open-Sora: the zoo ships configs written for its own repository), or
+    an id that is not a model at all."""
+    folder = configs.ZOO_CONFIGS / model_id
+    if model_id and (folder / "model_index.json").is_file():
+        pc = configs.read_folder(folder, model_id)
+        lib, cls, _ = pc.components[pc.denoiser]
+        if lib != "diffusers":
+            return (f"--model {model_id}: its denoiser {cls} is not a diffusers class (the zoo's configs follow "
+                    f"its own repository; diffusers 0.42 has no such model), so run cannot build it: {model_id} is "
+                    f"plan-only (cli.py plan --model {model_id})")
+    return (f"--model {model_id}: not a model run executes; accepted (zoo models with a diffusers adapter): "
+            f"{', '.join(configs.model_ids())}")
+
+
 def check(args) -> None:
     """Refuse bad diffusers options (one line each); fill the scenario defaults of the scale."""
     from planner import zoo
@@ -82,10 +98,14 @@ def _text_tokens(model: str, t5: int) -> int:
     cls = pc.cls(pc.denoiser)
     if cls == "UNet2DConditionModel":
         return 77
-    if cls == "SD3Transformer2DModel":
+    if cls in ("SD3Transformer2DModel", "HunyuanDiT2DModel"):      # CLIP / BERT tokens, then T5 ones
         return 77 + t5
     if cls == "LatteTransformer3DModel":
         return 120
+    if cls == "DiTTransformer2DModel":      # class-conditioned: no text
+        return 0
+    if cls == "UNetSpatioTemporalConditionModel":      # one CLIP image embedding
+        return 1
     return t5
 
 

@@ -18,11 +18,12 @@ CLI = "paradiff executor/cli.py (_check_options)"
 KEYS = {k: has(f"executor/strategies/{k}.py", SRC) for k in STRATEGIES}
 # The denoiser classes the executor has an adapter for (executor/diffusers/scale.py
 # FAMILY; tests/test_engines.py checks that the two lists agree). AnimateDiff's
-# UNet2DConditionModel runs with a motion adapter, which has none yet.
+# UNet2DConditionModel runs with its motion adapter (executor/diffusers/animatediff.py).
 EXECUTOR_CLASSES = ("UNet2DConditionModel", "SD3Transformer2DModel", "FluxTransformer2DModel",
                     "PixArtTransformer2DModel", "WanTransformer3DModel", "CogVideoXTransformer3DModel",
-                    "LatteTransformer3DModel")
-NO_ADAPTER = ("AnimateDiffPipeline",)
+                    "LatteTransformer3DModel", "DiTTransformer2DModel", "HunyuanDiT2DModel",
+                    "HunyuanVideoTransformer3DModel", "MochiTransformer3DModel", "UNetSpatioTemporalConditionModel")
+NO_ADAPTER: tuple[str, ...] = ()
 
 
 def _models() -> dict[str, ModelSupport]:
