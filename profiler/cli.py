@@ -87,7 +87,7 @@ def cmd_profile(args) -> int:
     t0 = time.perf_counter()
     opts = ProfileOptions(device=args.device, dtype=args.dtype, threads=args.threads, nproc=args.nproc,
                           link=args.link, preset="quick" if args.quick else "full", gpu_id=args.gpu_id,
-                          name=out.stem, progress=not args.no_progress)
+                          name=out.stem, progress=not args.no_progress, argv=getattr(args, "argv", None))
     if args.model is None:
         given = [k for k in MODEL_ONLY if getattr(args, k) is not None]
         if given:

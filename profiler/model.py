@@ -95,14 +95,15 @@ def check_model(req: ModelRequest, dtype: str) -> ModelJob:
     from executor.diffusers.spec import zoo_pipeline
     from executor.diffusers.weights import folder_configs
     from planner import inputs, zoo
+    from planner.limits import show
     from planner.plan import parse_plan
     from planner.zoo import pipelines
 
     if req.model not in zoo.model_ids():
-        raise UsageError(f"--model {req.model}: unknown; known: {', '.join(configs.model_ids())} "
+        raise UsageError(f"--model {show(req.model)}: unknown; known: {', '.join(configs.model_ids())} "
                          f"(the zoo models with an executor adapter; `cli.py models` lists the zoo)")
     if not options.is_model(req.model):
-        raise UsageError(f"--model {req.model}: no executor adapter builds its denoiser class yet, so it cannot be "
+        raise UsageError(f"--model {show(req.model)}: no executor adapter builds its denoiser class yet, so it cannot be "
                          f"profiled; accepted: {', '.join(configs.model_ids())}")
     ns = SimpleNamespace(model=req.model, scale=req.scale, weights=req.weights, cp="auto", out=None,
                          height=req.height, width=req.width, frames=req.frames, steps=None,
@@ -176,9 +177,8 @@ def _bar(total: int, enabled: bool, desc: str):
 
 
 def measure_model(job: ModelJob, device: str, gpu_id: str, dtype: str, preset: str = "full",
-                  progress: bool = True) -> dict:
+                  progress: bool = True, argv: list[str] | None = None) -> dict:
     """Time the job's blocks, text encoders and VAE decode; the profile_io block table."""
-    import datetime
     import time
 
     import torch
@@ -258,7 +258,7 @@ def measure_model(job: ModelJob, device: str, gpu_id: str, dtype: str, preset: s
         "dtype": dtype,
         "shape": {"height": job.height, "width": job.width, "frames": job.frames, "batch": job.batch,
                   "branches": job.branches, "text_tokens": job.text_tokens, "tokens": spec.tokens},
-        "provenance": _provenance(job, device, preset, time.perf_counter() - t0, datetime),
+        "provenance": _provenance(job, device, preset, time.perf_counter() - t0, argv),
         "blocks": blocks, "components": components,
     }
 
@@ -274,13 +274,15 @@ def _modules(den, i: int) -> list[str]:
     return out
 
 
-def _provenance(job: ModelJob, device: str, preset: str, seconds: float, datetime) -> dict:
+def _provenance(job: ModelJob, device: str, preset: str, seconds: float, argv) -> dict:
+    import datetime
+
     import diffusers
     import torch
     import transformers
 
     from .device import provenance
-    base = provenance(device, torch.get_num_threads() if device == "cpu" else None, None, None)
+    base = provenance(device, torch.get_num_threads() if device == "cpu" else None, None, argv)
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device_name": base["device_name"], "threads": base["threads"], "torch": torch.__version__,
             "diffusers": diffusers.__version__, "transformers": transformers.__version__,

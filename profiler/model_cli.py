@@ -52,7 +52,7 @@ def profile_model(args, opts, out: Path):
     if device == "cpu":
         torch.set_num_threads(threads)      # the executor's one thread per rank (--threads)
     try:
-        table = measure_model(job, device, gpu_id, dtype, opts.preset, opts.progress)
+        table = measure_model(job, device, gpu_id, dtype, opts.preset, opts.progress, opts.argv)
     finally:
         torch.set_num_threads(before)
     return merge_table(doc, table), table, job.spec, old is None
