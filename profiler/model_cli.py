@@ -36,8 +36,6 @@ def profile_model(args, opts, out: Path):
                              + f", but this run measures {mine[0]} in {mine[1]}"
                              + (f" with {mine[2]} thread(s)" if device == "cpu" else "")
                              + "; give another --out (or matching --dtype/--threads)")
-    if dtype == "tf32" and device == "cpu":
-        raise UsageError("--dtype tf32: accepted on cpu: fp32, bf16, fp16")
     req = ModelRequest(args.model, args.scale, args.weights, args.height, args.width, args.frames, args.batch,
                        args.text_tokens)
     job = check_model(req, dtype)

@@ -219,3 +219,13 @@ def test_into_a_new_file_the_op_curves_are_measured_first(tmp_path):
     sc = Scenario("pixart-alpha", 128, 128, 1, 2, 1, True, table["shape"]["text_tokens"], "fp32")
     m = measured.match(spec, prof, CPU, sc)
     assert m is not None and m.measured == len(spec.blocks)
+
+
+def test_plain_profile_keeps_the_tables_of_the_same_device(profiled):
+    """`profile` without --model over a profile of the same device, dtype and threads keeps
+    its block tables (cli._same_device_doc); of another dtype it is overwritten whole."""
+    from profiler.cli import _same_device_doc
+    from profiler.run import ProfileOptions
+    kept = _same_device_doc(profiled.path, ProfileOptions(device="cpu"))
+    assert kept is not None and kept["blocks"] == profiled.doc["blocks"]
+    assert _same_device_doc(profiled.path, ProfileOptions(device="cpu", dtype="bf16")) is None
