@@ -218,6 +218,7 @@ def main(argv=None) -> int:
         if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
             argv = ["plan"] + argv      # the main job is the default command
         args = parser(argv[0]).parse_args(argv)
+        args.argv = ["cli.py"] + argv     # the command as given (provenance of what it writes)
         return args.func(args)
     except KeyboardInterrupt:        # first: user_errors() imports modules the interrupt may have cut short
         print("error: interrupted", file=sys.stderr)

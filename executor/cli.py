@@ -291,6 +291,8 @@ def cmd_run(args, common) -> int:
         return 130
     if note and m is not None:
         m.extra["prediction"] = note
+    if m is not None and prep.prediction.block_times:     # measured blocks (`profile --model`)
+        m.extra["block times"] = prep.prediction.block_times.removeprefix("block times: ")
     if in_torchrun():
         _report(args, m, sc, order)
         # Leave like a multiprocessing worker does: gloo's transport threads can still be

@@ -382,6 +382,9 @@ class Profile:
     # the profiler); 1 where each rank owns its device (GPUs).
     concurrent_slowdown: float = 1.0
     name: str = "datasheet"
+    # measured denoiser blocks, text encoders and VAE of models (`cli.py profile --model`):
+    # planner.profile_io.BlockTable per model and scale; planner/cost/measured.py uses them
+    blocks: tuple = ()
 
     def curve(self, gpu: GpuSpec, op_class: str) -> EfficiencyCurve:
         """Measured on this GPU, else its prior scaled by its family's fitted factor (or a

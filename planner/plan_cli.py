@@ -112,7 +112,9 @@ def cmd_plan(args, common) -> int:
         from .hardware import load_gpu
         one = f"one GPU (the fastest here, {load_gpu(serial_gpu(model, sc, cluster, profile)).name})"
     print(f"  {one}: {textout.fmt_s(res.serial_latency_s)}"
-          f"   (profile: {profile.name}; {len(res.ranked)} plans in {res.seconds:.2f} s)\n")
+          f"   (profile: {profile.name}; {len(res.ranked)} plans in {res.seconds:.2f} s)")
+    measured = next((p.block_times for p in res.ranked if p.block_times), "")   # profile --model
+    print(f"  {measured}\n" if measured else "")
     rec = res.recommended
     if args.plan is not None:
         print(textout.detail(rec))

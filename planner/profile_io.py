@@ -20,7 +20,30 @@ A profile file (JSON, format "paradiff-hw-profile", version 1):
                           "raw_times_us": [...], "fit": {"latency_us", "bw_gbps", ...}}]}
              or {"skipped": "why", ...},
      "calibration": {...Calibration.to_json()...}        (optional)
-     "blocks": {...}                                      (optional, not read by the cost model)}
+     "blocks": {"tables": [<block table>, ...]}           (optional; `cli.py profile --model`)}
+
+A block table is one model's denoiser blocks, text encoders and VAE decode measured on the
+profile's device and dtype at one scale and shape (profiler/model.py measures them,
+planner/cost/measured.py uses them):
+
+    {"model": "sd3-medium", "scale": "tiny"|"small"|"full", "config_hash": "sha256:...",
+     "gpu_id": <= device.gpu_id>, "dtype": <= device.dtype>,
+     "shape": {"height", "width", "frames", "batch", "branches", "text_tokens", "tokens"},
+     "provenance": {...free-form: configs, weights, device name, torch, diffusers, date, command...},
+     "blocks": [{"name": "block0", "signature": "<16 hex>", "count": 3, "modules": [...],
+                 "points": [{"seq_div": 8, "tokens": 32, "batch": 2, "time_us": 410.0}, ...]}],
+     "components": [{"name": "text_encoder", "label": "CLIP-L text", "signature": "<16 hex>",
+                     "batch": 1, "time_us": 950.0}, ...]}
+
+One entry per distinct block class (the model's blocks repeat; "count" of them share it),
+keyed by its signature (planner/cost/measured.block_signature: the block's ops without the
+resolution), so that a table measured at --scale small never applies to the full model.
+Each point is the block run on 1/seq_div of the split units (image rows, video frames)
+with attention over its own tokens: `tokens` split-stream tokens of the model on the
+rank, `batch` samples (images x CFG branches), median seconds in time_us; points in
+increasing rows (batch x tokens). "shape.tokens" is the model's split-stream tokens at
+the measured size. (model, scale) is unique among the tables; `profile --model` replaces
+that pair's table and keeps the others.
 
 compute.concurrency is how much slower the same kernels run when all nproc local ranks
 compute at once than when one runs alone (shared cores, SMT siblings, memory bandwidth):
@@ -35,6 +58,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +70,58 @@ FORMAT = "paradiff-hw-profile"
 VERSION = 1
 LOCAL_PROFILE = HW_DIR / "local.json"
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+SCALES = ("tiny", "small", "full")       # executor/diffusers/scale.py
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPoint:
+    """One measurement of a block: `tokens` split-stream tokens of the model on the rank
+    (the whole model's / seq_div), `batch` samples, median seconds."""
+
+    tokens: float
+    batch: int
+    seconds: float
+
+    @property
+    def rows(self) -> float:
+        return self.batch * self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredBlock:
+    """A distinct denoiser block class: its first block's name, its signature, how many of
+    the model's blocks share it, and its points in increasing rows."""
+
+    name: str
+    signature: str
+    count: int
+    points: tuple[BlockPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredComponent:
+    """A text encoder or the VAE decode at the measured shape: seconds for `batch` prompts
+    or images."""
+
+    name: str
+    signature: str
+    batch: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTable:
+    """One model's measured blocks at one scale on one device and dtype (module doc)."""
+
+    model: str
+    scale: str
+    config_hash: str
+    gpu_id: str
+    dtype: str
+    tokens: int                                  # split-stream tokens at the measured shape
+    blocks: tuple[MeasuredBlock, ...]
+    components: tuple[MeasuredComponent, ...] = ()
+    profile: str = ""                            # the profile's name (what a prediction cites)
 
 
 class _Bad(Exception):
@@ -161,6 +237,92 @@ def _check_calibration(cal: Calibration) -> None:
         _within(v, f"calibration.coll_eff.{link}", 0, 10)
 
 
+def _int(x: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+        raise _Bad(f"{where} must be an integer from {lo} to {hi}, got {x!r}")
+    return x
+
+
+def _text(x: Any, where: str) -> str:
+    if not isinstance(x, str) or not x.strip():
+        raise _Bad(f"{where} must be a non-empty string, got {x!r}")
+    return x
+
+
+def _list(x: Any, where: str, what: str) -> list:
+    if not isinstance(x, list):
+        raise _Bad(f"{where} must be a list of {what}, got {type(x).__name__}")
+    return x
+
+
+def _check_points(pts: Any, where: str) -> tuple[BlockPoint, ...]:
+    if not _list(pts, where, "measured points"):
+        raise _Bad(f"{where} must be a non-empty list of measured points")
+    out = []
+    for i, p in enumerate(pts):
+        at = f"{where}[{i}]"
+        p = _obj(p, at)
+        if "seq_div" in p:
+            _int(p["seq_div"], f"{at}.seq_div", 1, 1 << 20)
+        out.append(BlockPoint(_within(_need(p, "tokens", at), f"{at}.tokens", 0, 1e9, why=" (tokens on the rank)"),
+                              _int(_need(p, "batch", at), f"{at}.batch", 1, 1 << 20),
+                              _within(_need(p, "time_us", at), f"{at}.time_us", 0, 1e12, why=" (microseconds)") * 1e-6))
+    for i in range(1, len(out)):
+        if out[i].rows <= out[i - 1].rows:
+            raise _Bad(f"{where}: points must be in strictly increasing rows (batch x tokens): "
+                       f"{out[i - 1].rows:g} then {out[i].rows:g} at index {i}")
+    return tuple(out)
+
+
+def _check_table(t: Any, where: str, gpu_id: str, dtype: str, name: str) -> BlockTable:
+    t = _obj(t, where)
+    model = _text(_need(t, "model", where), f"{where}.model")
+    scale = _need(t, "scale", where)
+    if scale not in SCALES:
+        raise _Bad(f"{where}.scale {scale!r}: accepted: {', '.join(SCALES)}")
+    for key, want in (("gpu_id", gpu_id), ("dtype", dtype)):
+        got = _need(t, key, where)
+        if got != want:
+            raise _Bad(f"{where}.{key} {got!r}: a profile's blocks are measured on its device ({key} {want!r})")
+    if "provenance" in t:
+        _obj(t["provenance"], f"{where}.provenance")
+    shape = _obj(_need(t, "shape", where), f"{where}.shape")
+    tokens = _int(_need(shape, "tokens", f"{where}.shape"), f"{where}.shape.tokens", 1, 1 << 30)
+    blocks, seen = [], set()
+    for i, b in enumerate(_list(_need(t, "blocks", where), f"{where}.blocks", "measured blocks")):
+        at = f"{where}.blocks[{i}]"
+        b = _obj(b, at)
+        sig = _text(_need(b, "signature", at), f"{at}.signature")
+        if sig in seen:
+            raise _Bad(f"{at}: signature {sig} is given twice (one entry per block class)")
+        seen.add(sig)
+        blocks.append(MeasuredBlock(_text(_need(b, "name", at), f"{at}.name"), sig,
+                                    _int(b.get("count", 1), f"{at}.count", 1, 1 << 20),
+                                    _check_points(_need(b, "points", at), f"{at}.points")))
+    comps = []
+    for i, c in enumerate(_list(t.get("components", []), f"{where}.components", "measured components")):
+        at = f"{where}.components[{i}]"
+        c = _obj(c, at)
+        comps.append(MeasuredComponent(_text(_need(c, "name", at), f"{at}.name"),
+                                       _text(_need(c, "signature", at), f"{at}.signature"),
+                                       _int(_need(c, "batch", at), f"{at}.batch", 1, 1 << 20),
+                                       _within(_need(c, "time_us", at), f"{at}.time_us", 0, 1e12,
+                                               why=" (microseconds)") * 1e-6))
+    return BlockTable(model, scale, _text(_need(t, "config_hash", where), f"{where}.config_hash"), gpu_id, dtype,
+                      tokens, tuple(blocks), tuple(comps), name)
+
+
+def _check_blocks(doc: Any, gpu_id: str, dtype: str, name: str) -> tuple[BlockTable, ...]:
+    doc = _obj(doc, "blocks")
+    tables = _list(_need(doc, "tables", "blocks"), "blocks.tables", "block tables")
+    out = [_check_table(t, f"blocks.tables[{i}]", gpu_id, dtype, name) for i, t in enumerate(tables)]
+    keys = [(t.model, t.scale) for t in out]
+    for i, k in enumerate(keys):
+        if k in keys[:i]:
+            raise _Bad(f"blocks.tables[{i}]: {k[0]} --scale {k[1]} is given twice (one table per model and scale)")
+    return tuple(out)
+
+
 def check_profile(doc: Any) -> None:
     """Raise HardwareError (one line, no file name) if `doc` is not a valid profile."""
     try:
@@ -175,9 +337,8 @@ def _parse(doc: Any) -> Profile:
         raise _Bad(f"'format' must be {FORMAT!r}, got {doc.get('format')!r} (not a hardware profile?)")
     if doc.get("version") != VERSION:
         raise _Bad(f"'version' {doc.get('version')!r} is not supported (this planner reads version {VERSION})")
-    for opt in ("provenance", "blocks"):
-        if opt in doc:
-            _obj(doc[opt], opt)
+    if "provenance" in doc:
+        _obj(doc["provenance"], "provenance")
     name = doc.get("name", "profile")
     if not isinstance(name, str):
         raise _Bad(f"'name' must be a string, got {type(name).__name__}")
@@ -229,8 +390,10 @@ def _parse(doc: Any) -> Profile:
         _check_calibration(cal)
     else:
         cal = default_profile().calibration
+    blocks = _check_blocks(doc["blocks"], gpu_id, dtype, name) if "blocks" in doc else ()
     return Profile(calibration=cal, measured_curves=tuple(curves), measured_comm=measured_comm,
-                   measured_launch_s=launch_s, concurrent_slowdown=slowdown, name=f"measured:{name}")
+                   measured_launch_s=launch_s, concurrent_slowdown=slowdown, name=f"measured:{name}",
+                   blocks=blocks)
 
 
 def profile_from_doc(doc: Any, source: str = "hardware profile") -> Profile:

@@ -386,6 +386,7 @@ class Prediction:
     stages: tuple[tuple[int, int], ...] = ()   # [first, last) blocks of each pipeline stage/component
     approx_steps: int = 0                      # steps run by approximate strategies (Strategy.fidelity)
     fixed_s: float = 0.0       # compute and host on the critical rank, text encoders, VAE: what no rank order changes
+    block_times: str = ""      # what is measured (`profile --model`, planner/cost/measured.py); "" all roofline
 
     @property
     def speedup(self) -> float:
@@ -411,4 +412,4 @@ class Prediction:
             "comm_bytes_per_step": int(self.comm_bytes_per_step),
             "stages": [list(s) for s in self.stages],
             "notes": list(self.notes),
-        }
+        } | ({"block_times": self.block_times} if self.block_times else {})

@@ -8,5 +8,7 @@ datasheet priors (planner/profile_io.py loads it).
 - profiler.comm:    collectives between local processes on torch.distributed
 - profiler.fit:     efficiency and alpha-beta fits, monotone communication curves
 - profiler.run:     the whole run -> profile document
+- profiler.model:   a model's own blocks, text encoders and VAE on its diffusers classes (`profile --model`)
+- profiler.model_cli: `profile --model` from the command line (which file, checks, then measuring)
 - profiler.cli:     the `cli.py profile` command
 """

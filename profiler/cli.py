@@ -2,7 +2,14 @@
 
     python cli.py profile --quick                 # < 1 min; writes hw_profiles/local.json
     python cli.py profile --nproc 8 --out hw_profiles/h100x8.json
+    python cli.py profile --model sd3-medium --scale small     # the model's own blocks (profiler/model.py)
     python cli.py plan --hw-profile hw_profiles/local.json ...
+
+`profile --model ID` adds that model's block table to the profile file (replacing its
+table at the same scale, keeping the rest): into an existing file of this device, dtype
+and thread count it measures the model only; where --out does not exist yet it measures
+the op curves and collectives first (as plain `profile`), then the model. Plain
+`profile` over an existing file of the same device, dtype and threads keeps its tables.
 
 Bad options: one line on stderr, exit code 2 (UsageError, as the other commands).
 """
@@ -43,7 +50,24 @@ def register(subparsers, common) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the profile document on stdout")
     p.add_argument("--report", metavar="FILE.html", help="also write an HTML report of the curves and their fits")
+    from planner.profile_io import SCALES
+    g = p.add_argument_group("a model's own blocks (--model; profiler/model.py)")
+    g.add_argument("--model", help="time this zoo model's denoiser blocks (each distinct class at 1, 1/2, 1/4 and 1/8 "
+                   "of its tokens), text encoders and VAE decode on its real diffusers classes, and add them to the "
+                   "profile: the planner then uses them instead of the roofline (models with an executor adapter)")
+    g.add_argument("--scale", type=choice("--scale", SCALES), default=None,
+                   help="tiny | small | full, as `run --scale` (default small; full with --weights)")
+    g.add_argument("--weights", metavar="DIR", help="a local diffusers folder of the model (default: random weights)")
+    g.add_argument("--height", type=option("--height"), help="image height, 8..16384 (default: the scale's, as run)")
+    g.add_argument("--width", type=option("--width"), help="image width, 8..16384 (default: the scale's)")
+    g.add_argument("--frames", type=option("--frames"), help="video frames, 1..1024 (default: the scale's)")
+    g.add_argument("--batch", type=option("--batch"), help="images per request, 1..1024 (default 1)")
+    g.add_argument("--text-tokens", type=option("--text-tokens"), help="text tokens the denoiser attends to "
+                   "(default: the scale's)")
     p.set_defaults(func=cmd_profile)
+
+
+MODEL_ONLY = ("scale", "weights", "height", "width", "frames", "batch", "text_tokens")
 
 
 def cmd_profile(args) -> int:
@@ -63,9 +87,22 @@ def cmd_profile(args) -> int:
     t0 = time.perf_counter()
     opts = ProfileOptions(device=args.device, dtype=args.dtype, threads=args.threads, nproc=args.nproc,
                           link=args.link, preset="quick" if args.quick else "full", gpu_id=args.gpu_id,
-                          name=out.stem, progress=not args.no_progress)
-    doc = profile_machine(opts)
-    doc["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
+                          name=out.stem, progress=not args.no_progress, argv=getattr(args, "argv", None))
+    if args.model is None:
+        given = [k for k in MODEL_ONLY if getattr(args, k) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} applies to a model's blocks: give --model ID with it (or leave {flag} out)")
+        old = _same_device_doc(out, opts)
+        doc = profile_machine(opts)
+        if old is not None and "blocks" in old:       # the model tables stay valid for this device
+            doc["blocks"] = old["blocks"]
+        doc["provenance"]["seconds"] = round(time.perf_counter() - t0, 2)
+        table = spec = None
+        ops_measured = True
+    else:
+        from .model_cli import profile_model
+        doc, table, spec, ops_measured = profile_model(args, opts, out)
     try:
         save_profile(doc, out)
     except user_errors() as e:      # the path went bad while measuring: keep the measurements
@@ -77,10 +114,36 @@ def cmd_profile(args) -> int:
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
-    print(summary(doc, out))
+    print(summary(doc, out) if ops_measured else
+          f"wrote {out} ({doc['provenance'].get('device_name', doc['device']['kind'])}, as GPU id '{doc['device']['gpu_id']}', "
+          f"{doc['device']['dtype']}; the op curves and collectives kept)")
+    if table is not None:
+        from .model import summary as model_summary
+        print(f"blocks of {table['model']} --scale {table['scale']} ({table['provenance']['seconds']:.1f} s):")
+        print("\n".join(model_summary(doc, table, spec)))
     if args.report:
         print(f"report: {args.report}")
     return 0
+
+
+def _same_device_doc(out: Path, opts) -> dict | None:
+    """The profile already at `out` if it is valid and of the device, dtype and threads
+    about to be measured (its block tables are kept); else None (it is overwritten)."""
+    from planner.errors import user_errors
+    from planner.profile_io import load_profile_doc
+
+    from .run import check_options
+    if not out.is_file():
+        return None
+    try:
+        doc, _ = load_profile_doc(out)
+    except user_errors():
+        return None
+    device, gpu_id, dtype, threads = check_options(opts)
+    dev = doc["device"]
+    same = (dev["gpu_id"], dev["dtype"], dev.get("threads") if device == "cpu" else None) == \
+        (gpu_id, dtype, threads if device == "cpu" else None)
+    return doc if same else None
 
 
 def _keep(doc: dict) -> str:

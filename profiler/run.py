@@ -42,7 +42,7 @@ class ProfileOptions:
     comm_kinds: tuple[str, ...] = KINDS
 
 
-def _check(opts: ProfileOptions) -> tuple[str, str, str, int]:
+def check_options(opts: ProfileOptions) -> tuple[str, str, str, int]:
     """(device, gpu id, dtype, threads) after checking the options (UsageError if bad)."""
     if opts.preset not in PRESETS:
         raise UsageError(f"preset {opts.preset!r}: accepted: {', '.join(PRESETS)}")
@@ -168,7 +168,7 @@ def _r(x: float) -> float:
 def profile_machine(opts: ProfileOptions) -> dict:
     """Measure this machine; the profile document (not yet written)."""
     import torch
-    device, gpu_id, dtype, threads = _check(opts)
+    device, gpu_id, dtype, threads = check_options(opts)
     spec = load_gpu(gpu_id)
     peak, bw = spec.peak(dtype), spec.memory_bw
     link = opts.link or default_link(device, gpu_id)

@@ -56,6 +56,10 @@ def _files(d: Path) -> None:
     put("cluster-huge.json", json.dumps({"nodes": [{"gpus": {"l40": 10**12}}]}))
     put("cluster-nvswitch.json", json.dumps({"nodes": [{"gpus": ["l40"], "intra": "nvswitch"}]}))
     (d / "adir.json").mkdir()
+    (d / "weights-empty").mkdir()       # profile --model --weights: not a diffusers folder, or an incomplete one
+    (d / "weights-partial").mkdir()
+    put("weights-partial/model_index.json", json.dumps({"_class_name": "StableDiffusion3Pipeline",
+                                                        "transformer": ["diffusers", "SD3Transformer2DModel"]}))
     (d / "adir.html").mkdir()
     (d / "adir.csv").mkdir()
     put("cpu-profile.json", json.dumps(_profile_doc()))
@@ -224,6 +228,34 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["--unknown"], "--unknown"), (["--quick=1"], "--quick=1"), (["--nproc"], "--nproc"), (["extra"], "extra"),
         (["--out"], "--out"), (["--json=x"], "--json=x"), (["--report"], "--report"), (["--link"], "--link"),
         (["--threads"], "--threads"), (["--dtype"], "--dtype"),
+        # profile --model: the model's own blocks
+        (["--model", "no-such-model", "--out", f"{D}/ok.json"], "no-such-model"),
+        (["--model", "opensora-1.2", "--out", f"{D}/ok.json"], "opensora-1.2"),
+        (["--model", "", "--out", f"{D}/ok.json"], "--model ''"), (["--model"], "--model"),
+        (["--model", "SD3-medium", "--out", f"{D}/ok.json"], "SD3-medium"),
+        (["--model", "sd3-medium", "--scale", "huge"], "--scale huge"), (["--model", "sd3-medium", "--scale"], "--scale"),
+        (["--model", "sd3-medium", "--scale", ""], "--scale ''"), (["--scale", "tiny"], "--scale"),
+        (["--height", "512"], "--height"), (["--weights", f"{D}/weights-empty"], "--weights"),
+        (["--model", "sd3-medium", "--weights", "/nonexistent", "--out", f"{D}/ok.json"], "/nonexistent"),
+        (["--model", "sd3-medium", "--weights", f"{D}/weights-empty", "--out", f"{D}/ok.json"], "model_index.json"),
+        (["--model", "sd3-medium", "--weights", f"{D}/weights-partial", "--out", f"{D}/ok.json"], "'transformer'"),
+        (["--model", "sd3-medium", "--weights", f"{D}/weights-partial", "--scale", "tiny", "--out", f"{D}/ok.json"],
+         "--scale tiny"),
+        (["--model", "sd3-medium", "--height", "0", "--out", f"{D}/ok.json"], "--height 0"),
+        (["--model", "sd3-medium", "--height", "nan", "--out", f"{D}/ok.json"], "--height nan"),
+        (["--model", "sd3-medium", "--height", "100", "--scale", "tiny", "--out", f"{D}/ok.json"], "height=100"),
+        (["--model", "sd3-medium", "--width", "1e9", "--out", f"{D}/ok.json"], "--width 1e9"),
+        (["--model", "sd3-medium", "--frames", "-1", "--out", f"{D}/ok.json"], "--frames -1"),
+        (["--model", "sd3-medium", "--batch", "0", "--out", f"{D}/ok.json"], "--batch 0"),
+        (["--model", "sd3-medium", "--text-tokens", "inf", "--out", f"{D}/ok.json"], "--text-tokens inf"),
+        (["--model", "sdxl", "--height", "72", "--scale", "tiny", "--out", f"{D}/ok.json"], "72x128"),
+        (["--model", "sd3-medium", "--scale", "full", "--height", "16384", "--width", "16384", "--out", f"{D}/ok.json"],
+         "GB"),
+        (["--model", "sd3-medium", "--out", f"{D}/l40-profile.json"], "l40-profile.json"),
+        (["--model", "sd3-medium", "--dtype", "bf16", "--out", f"{D}/cpu-profile.json"], "fp32"),
+        (["--model", "sd3-medium", "--out", f"{D}/emax-profile.json"], "1000000"),
+        (["--model", "sd3-medium", "--out", f"{D}/notjson.json"], "notjson.json"),
+        (["--model", "sd3-medium", "--device", "tpu"], "--device tpu"),
     ],
     "validate": [
         ([], "--data"), (["--data", "/nonexistent.csv"], "/nonexistent.csv"), (["--data", ""], "''"),

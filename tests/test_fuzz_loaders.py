@@ -156,6 +156,40 @@ def test_hardware_profiles(doc):
         assert math.isfinite(p.latency_s) and p.latency_s > 0, plan
 
 
+def _with_blocks() -> dict:
+    """PROFILE with a block table (`profile --model`) of the fuzz scenario's model, so that
+    accepted documents go through planner/cost/measured.py."""
+    from planner.cost import compute, measured
+    model, _ = scenario("dit-xl-2", height=256, width=256, steps=2, dtype="fp32", scope="denoise")
+    sigs = measured.signatures(model)
+    blocks = [{"name": model.blocks[i].name, "signature": sigs[i], "count": 1,
+               "points": [{"seq_div": 2, "tokens": model.tokens / 2, "batch": 2, "time_us": 100.0},
+                          {"seq_div": 1, "tokens": model.tokens, "batch": 2, "time_us": 300.0}]}
+              for i in sorted(set(compute.block_classes(model)))]
+    table = {"model": "dit-xl-2", "scale": "full", "config_hash": "sha256:0", "gpu_id": "cpu", "dtype": "fp32",
+             "shape": {"tokens": model.tokens}, "blocks": blocks,
+             "components": [{"name": "vae", "signature": measured.component_signature(model.vae_decoder),
+                             "batch": 1, "time_us": 5000.0}]}
+    return PROFILE | {"blocks": {"tables": [table]}}
+
+
+@FUZZ
+@given(st.one_of(mutated(_with_blocks()), mutated(_with_blocks()).flatmap(mutated)))
+def test_hardware_profiles_with_block_tables(doc):
+    try:
+        prof = profile_from_doc(doc, "fuzz")
+    except HardwareError as e:
+        _one_line(e)
+        return
+    event("accepted")
+    model, sc = scenario("dit-xl-2", height=256, width=256, steps=2, dtype="fp32", scope="pipeline")
+    from planner.cluster import build_cluster
+    for plan in ("serial", "cfg=2", "ulysses=2", "pipefusion=2"):
+        p = predict(parse_plan(plan), model, sc, build_cluster("cpu", 2, intra="shm"), prof)
+        assert math.isfinite(p.latency_s) and p.latency_s > 0, plan
+    event("measured" if "measured" in p.block_times else "roofline")
+
+
 # ---------------------------------------------------------------- calibration CSVs
 HEADER = ("id", "source", "model", "gpu", "gpus", "nodes", "intra", "inter", "height", "width", "frames",
           "steps", "cfg", "plan", "compile", "scope", "latency_s")

@@ -28,7 +28,7 @@ from ..strategies import STRATEGIES, loop_strategy, samples_per_rank, warmup_ste
 from ..strategies.base import AFTER_STEP, BLOCKING, IN_ATTENTION, IN_STEP, Comm, Local, Shard
 from ..timeline import COMM, COMPUTE, HIDDEN, ISSUE, LoopTime, Timeline, run_pass, summarise
 from ..timeline import HOST as HOST_LANE
-from . import compute, hetero, memory, partition
+from . import compute, hetero, measured, memory, partition
 from .comm import collective_time
 
 
@@ -143,12 +143,14 @@ class Engine:
         # on mixed GPUs a layer-wise sequence/patch split gives each rank rows in
         # proportion to its speed instead of running all at the slowest pace (hetero.py)
         self.split = None if cluster.uniform else hetero.token_split(self)
+        self.measured = measured.match(model, profile, self.gpu, sc)
 
     def for_gpu(self, gpu: GpuSpec) -> "Engine":
         """This engine with every rank on `gpu` (a pipeline stage's costs on its own GPU).
         Shares nothing mutable with self."""
         e = copy.copy(self)
         e.gpu, e.split, e._costs = gpu, None, {}
+        e.measured = measured.match(self.model, self.profile, gpu, self.sc)
         return e
 
     # ---------------------------------------------------------------- pipeline stages
@@ -277,6 +279,10 @@ class Engine:
         kernel_s = self.profile.launch_s(compiled)
         host = compute.block_host(t, 1.0 if compiled else eager.kernels_per_op, kernel_s)
         attn = compute.per_block(t, np.where(t.self_attn, times, 0.0))
+        if self.measured is not None:    # blocks the profile measured (`profile --model`, measured.py)
+            r = measured.block_ratios(self.model, self.measured, local.shard, local.batch, local.elem,
+                                      self.sc.dtype, self.gpu, self.profile)
+            comp, attn = comp * r, attn * r
         if self.plan.gpus > 1:     # ranks sharing one host's cores (Profile.concurrent_slowdown)
             comp, attn = comp * self.profile.concurrent_slowdown, attn * self.profile.concurrent_slowdown
         if self.split is not None:   # hook: unequal token shares on mixed GPUs (planner/ilp/hetero.py)

@@ -21,7 +21,7 @@ from ..plan import SERIAL, Plan
 from ..spec import Breakdown, ModelSpec, Prediction, Scenario
 from ..strategies import STRATEGIES, approx_steps, images_per_rank, is_exact, samples_per_rank
 from ..timeline import LoopTime
-from . import compute
+from . import compute, measured
 from .engine import EXACT, Engine, Solvers, denoise
 from .memory import memory
 
@@ -47,8 +47,11 @@ def _components(eng: Engine) -> tuple[float, float]:
         return 0.0, 0.0
     prompts = samples_per_rank(plan, sc.branches)
     args = (sc.elem_bytes, sc.dtype, eng.gpu, eng.profile, sc.compiled)
-    text = sum(compute.component_time(e, prompts, *args) for e in eng.model.text_encoders)
-    vae = compute.component_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args)
+    # measured where the profile has them (`profile --model`): roofline x measured / roofline
+    ratio = lambda stage: measured.component_ratio(stage, eng.model, eng.profile, eng.gpu, sc)
+    text = sum(compute.component_time(e, prompts, *args) * ratio(e) for e in eng.model.text_encoders)
+    vae = compute.component_time(eng.model.vae_decoder, images_per_rank(plan, sc.batch), *args) * \
+        ratio(eng.model.vae_decoder)
     return text, vae
 
 
@@ -63,7 +66,8 @@ def _prediction(plan, eng, den: LoopTime, text_s, vae_s, mem, detail) -> Predict
         memory=mem, comm_bytes_per_step=den.comm_bytes_per_step, notes=list(den.notes),
         timeline=den.timeline if detail else None,
         stages=tuple((c.start, c.stop) for c in den.cuts or ()),
-        approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s)
+        approx_steps=approx_steps(plan, eng.sc.steps), fixed_s=text_s + den.fixed + vae_s,
+        block_times=measured.describe(eng.model, eng.profile, eng.gpu, eng.sc) if eng.split is None else "")
 
 
 def serial_gpu(model: ModelSpec, sc: Scenario, cluster: Cluster, profile: Profile) -> str:
