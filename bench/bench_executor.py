@@ -228,9 +228,9 @@ def main(argv=None) -> int:
               f"commit {common.commit()} (working tree), {machine()}; the diffusers classes at --scale {args.scale} "
               f"(random weights), denoising loop only, 2 ranks, gloo, one thread per rank, fp32, median of "
               f"{args.repeats} runs, serial (one process, one thread) and parallel alternating, each parallel launch "
-              f"with one untimed warm-up run; "
-              + (f"every run waits for an idle machine and is repeated if other processes used more than 5% of the "
-                 f"CPU meanwhile ('others' = the worst share left). " if args.max_wait > 0 else
+              "with one untimed warm-up run; "
+              + ("every run waits for an idle machine and is repeated if other processes used more than 5% of the "
+                 "CPU meanwhile ('others' = the worst share left). " if args.max_wait > 0 else
                  "runs did not wait for an idle machine ('others' = the worst CPU share of other processes). ")
               + f"Hardware profile: {getattr(profile, 'name', '?')}. Load average {load0} before, {loadavg()} after "
               f"({time.time() - t0:.0f} s). Target: |measured - predicted| / measured <= {TOLERANCE:.0%} for the "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from planner.cluster import Cluster, build_cluster
 from planner.errors import UsageError
@@ -25,6 +26,10 @@ from planner.spec import ModelSpec, Prediction, Scenario
 from planner.strategies import STRATEGIES
 
 from .legality import job_errors
+
+if TYPE_CHECKING:      # torch-side modules, imported where they run
+    from .measure import Measurement
+    from .runtime import Job
 
 
 def hw_profile(path: str | None = None):

@@ -144,9 +144,9 @@ class Measurement:
             f"fidelity vs serial: max rel err {f['max_rel_err']:.2e}, rel L2 {f['rel_l2']:.2e}, PSNR {psnr}"
             f"   ({'exact' if self.exact else 'approximate'} plan)",
             f"peak memory per rank ({self.memory_method}): " + ", ".join(f"{v:.0f} MB" for v in self.memory_peak_mb),
-            f"bytes sent per rank per run: " + ", ".join(f"{b / 2**20:.2f} MiB" for b in self.comm_bytes)
+            "bytes sent per rank per run: " + ", ".join(f"{b / 2**20:.2f} MiB" for b in self.comm_bytes)
             + f"   (predicted {self.predicted_comm_bytes_per_step / 2**20:.2f} MiB per step)",
-            f"time in blocking collectives per rank per run: "
+            "time in blocking collectives per rank per run: "
             + ", ".join(f"{sum(d.values()):.3f}s" for d in self.comm_seconds),
             f"hardware profile: {self.profile}",
         ]

@@ -75,7 +75,7 @@ def test_run_writes_its_html_report(tmp_path):
     (["--plan", "cfg=2 foo=2"], "unknown plan key 'foo'"),
     (["--backend", "nccl", "--plan", "cfg=2"], "nccl needs CUDA"),
     (["--plan", "ulysses=3", "--height", "192", "--width", "192"], "splits every attention's heads 3 ways"),
-    (["--plan", "ulysses=3"], "not divisible into 3 slices"),
+    (["--plan", "ulysses=3"], "do not divide into 3 slices"),
     (["--plan", "tp=2", "--model", "sdxl", "--height", "20"], "multiple of 8"),
     (["--plan", "ulysses=2", "--model", "sdxl", "--height", "16"], "through 4x downsampling"),
     (["--plan", "cfg=2", "--model", "opensora-1.2"], "is plan-only"),

@@ -1,6 +1,5 @@
 """Planner core: strategy constraints, cost-model invariants, and qualitative agreement
 with published runs (../shared/data/published/calibration.csv)."""
-import dataclasses
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -11,7 +10,7 @@ from planner.cost.predict import predict
 from planner.hardware import default_profile
 from planner.legality import plan_errors
 from planner.plan import parse_plan
-from planner.search import candidates, search
+from planner.search import search
 from planner.spec import Scenario
 from planner.strategies import STRATEGIES
 

@@ -152,7 +152,7 @@ def class_forward(net, latent, t, text, pooled=None, image_size=None, frames=Non
 
 # ---------------------------------------------------------------- AnimateDiffPipeline's text and decode
 def encode(pipeline, prompt: str, negative: str = ""):
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     c, u = pipeline.pipe.encode_prompt(prompt, pipeline.device, 1, True, negative_prompt=negative)
     return Conditioning(c[0].to(pipeline.dtype), u[0].to(pipeline.dtype))
 

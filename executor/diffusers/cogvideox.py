@@ -28,7 +28,7 @@ class Embed(Block):
         return net.time_embedding(net.time_proj(t).to(net.patch_embed.text_proj.weight.dtype))
 
     def run(self, s, ctx):
-        net, pe = self.den.net, self.den.net.patch_embed
+        pe = self.den.net.patch_embed
         lat = s.latent.transpose(1, 2)                            # [B, F_local, C, H, W]
         b, fr, ch, h, w = lat.shape
         txt = pe.text_proj(s.text)

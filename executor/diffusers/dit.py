@@ -116,7 +116,7 @@ def encode(pipeline, prompt: str, negative: str = ""):
     """The class label of the prompt, and the null class for the unconditional branch
     (DiTPipeline ignores negative prompts: its CFG always uses the null class). There is
     no text: a 1 x 1 zero stands in for it."""
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     classes = pipeline.configs.config(pipeline.configs.denoiser).get("num_embeds_ada_norm", 1000)
     none = torch.zeros(1, 1, dtype=pipeline.dtype, device=pipeline.device)
     cond, null = (one_hot(k, classes).to(pipeline.device, pipeline.dtype) for k in (label_of(prompt, classes), classes))

@@ -120,7 +120,7 @@ def class_forward(net, latent, t, text, pooled) -> torch.Tensor:
 def encode(pipeline, prompt: str, negative: str = ""):
     """encode_prompt with the BERT (text_encoder_index 0, text_len tokens) and with the mT5
     (index 1, the rest of the scenario's text tokens), packed as the module docstring says."""
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     p, dev = pipeline.pipe, pipeline.device
     cfg = pipeline.configs.config(pipeline.configs.denoiser)
     t5_tokens = pipeline.text_tokens - cfg.get("text_len", 77)

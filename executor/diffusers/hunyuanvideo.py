@@ -152,7 +152,7 @@ def prompt_template(pipeline) -> dict | None:
 def encode(pipeline, prompt: str, negative: str = ""):
     """encode_prompt: the LLaMA states (the template cropped) and the CLIP pooled output.
     Guidance-distilled: no unconditional branch (the negative prompt is not used)."""
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     kw = {"prompt_template": prompt_template(pipeline)} if not pipeline.weights else {}
     embeds, pooled, mask = pipeline.pipe.encode_prompt(prompt, device=pipeline.device, dtype=pipeline.dtype,
                                                        max_sequence_length=pipeline.text_tokens, **kw)

@@ -132,7 +132,7 @@ def class_forward(net, latent, t, text, pooled=None) -> torch.Tensor:
 
 # ---------------------------------------------------------------- MochiPipeline's text and decode
 def encode(pipeline, prompt: str, negative: str = ""):
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     c, cm, u, um = pipeline.pipe.encode_prompt(prompt, negative_prompt=negative, do_classifier_free_guidance=True,
                                                max_sequence_length=pipeline.text_tokens, device=pipeline.device)
     pack = lambda e, m: torch.cat([e[0], m[0][:, None].to(e.dtype)], dim=-1).to(pipeline.dtype)    # noqa: E731

@@ -165,7 +165,7 @@ def encode(pipeline, prompt: str, negative: str = ""):
     unconditional one (SVD has no negative prompt)."""
     from transformers import CLIPImageProcessor
 
-    from ..models import Conditioning
+    from ..blocks import Conditioning
     p, dev, dtype = pipeline.pipe, pipeline.device, pipeline.dtype
     if p.feature_extractor is None:          # CLIPImageProcessor's defaults are the OpenAI CLIP statistics
         p.feature_extractor = CLIPImageProcessor()

@@ -12,7 +12,6 @@ same class, and the same value for every architecture field the published config
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import configs as cfgs

@@ -94,7 +94,6 @@ def capped_cuts(costs, parts: int, speeds=None, mem=None, caps=None):
     best[0][0] = 0.0
     ii, jj = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     valid = ii < jj
-    over = None
     if mem is not None:
         span = mem_prefix[:, None, :] - mem_prefix[:, :, None]          # [r, i, j]
     for p in range(1, parts + 1):
