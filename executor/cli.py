@@ -193,7 +193,8 @@ def _check_memory(prep, model, sc, profile, nproc: int, backend: str) -> None:
             raise _usage(f"plan '{p.plan}' needs {p.memory_bytes / 2**30:.1f} GB per GPU, the GPU has "
                          f"{p.capacity_bytes / 2**30:.0f} GB; use smaller sizes or more ranks")
         return
-    avail = _available_bytes()
+    from planner.limits import available_memory
+    avail = available_memory()
     if avail is None:
         return
     serial = predict(parse_plan("serial"), model, sc, local_cluster(1), profile).memory_bytes
@@ -203,18 +204,6 @@ def _check_memory(prep, model, sc, profile, nproc: int, backend: str) -> None:
                      f" with plan '{p.plan}' needs about {need / 2**30:.1f} GB ({nproc} ranks x "
                      f"{p.memory_bytes / 2**30:.1f} GB + the serial baseline {serial / 2**30:.1f} GB) but this "
                      f"machine has {avail / 2**30:.1f} GB available; use smaller sizes")
-
-
-def _available_bytes() -> float | None:
-    """MemAvailable of /proc/meminfo (Linux), else None (no check)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024.0
-    except OSError:
-        pass
-    return None
 
 
 def cmd_run(args, common) -> int:

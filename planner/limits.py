@@ -75,6 +75,19 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def available_memory() -> float | None:
+    """Bytes of host memory available now (MemAvailable of /proc/meminfo), None where
+    unknown (not Linux): the run and profile commands check their tensors against it."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def cpu_rank_limit() -> int:
     return max(MIN_RANK_LIMIT, RANKS_PER_CORE * cores())
 

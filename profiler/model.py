@@ -152,14 +152,8 @@ def _available_bytes(device: str) -> float | None:
     if device == "cuda":
         import torch
         return float(torch.cuda.mem_get_info()[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024.0
-    except OSError:
-        pass
-    return None
+    from planner.limits import available_memory
+    return available_memory()
 
 
 def _fresh(state):
