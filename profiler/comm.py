@@ -13,11 +13,11 @@ the model one for one:
 - p2p: one message from rank 0 to rank 1 (half a ping-pong round trip, which avoids
   comparing clocks of two processes).
 
-Timing: ranks are lined up by a tiny all-reduce, then each times `inner` operations; the
-time of a repeat is the slowest rank's (an all-reduce MAX), the median over repeats is
-kept. `inner` is derived from a warm-up time agreed on by all ranks (MAX), so every rank
-issues the same sequence of calls. Two modes (CommConfig.between_s):
-- back-to-back (between_s 0, GPUs): `inner` calls in a row, as nccl-tests time them;
+Timing: ranks are lined up by a tiny all-reduce before each repeat of `inner` operations;
+`inner` is derived from a warm-up time agreed on by all ranks (MAX), so every rank issues
+the same sequence of calls. Two modes (CommConfig.between_s):
+- back-to-back (between_s 0, GPUs): `inner` calls in a row, as nccl-tests time them; the
+  time of a repeat is the slowest rank's (an all-reduce MAX), the median over repeats kept;
 - interleaved (CPU): every rank computes about between_s of matrix products before each
   call and times the call alone, as the executor's ranks issue collectives between a
   block's ops (executor/comm.py times the same span: the call, waiting for the peer
@@ -63,9 +63,8 @@ class CommConfig:
     max_inner: int = 50
     timeout_s: float = 600.0
     concurrency_repeats: int = 18     # CPU: the concurrent-compute measurement (_concurrency)
-    # seconds of compute every rank runs before each timed call (module doc); 0: back-to-back.
-    # 1 ms: the order of a model block's op between two of its collectives at the shapes a
-    # CPU runs (sd3-medium --scale small: ~3 ms of compute per block and rank, 3 collectives)
+    # seconds of compute every rank runs before each timed call (module doc); 0: back-to-back
+    # (profiler/run.py sets CPU_BETWEEN_S for CPU profiles)
     between_s: float = 0.0
     min_inner: int = 8                # interleaved: calls per repeat at least (the mean needs many)
 
