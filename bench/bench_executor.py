@@ -9,7 +9,7 @@ cfg, ulysses, ring, pipefusion, distrifusion and asyncdiff, and Hybridiff on SDX
 
 Serial (one process, one thread) and parallel runs alternate, S P S P ... (the speed of
 this shared machine drifts over minutes, and a baseline taken apart from its case skews the
-ratio); every timed run waits until no other process uses the CPU and is repeated if one
+ratio), each in fresh processes forked as the ranks are (serial_run); every timed run waits until no other process uses the CPU and is repeated if one
 did meanwhile (`quietly`). The prediction is the planner's for the configs that run (the
 zoo's builders on the shrunk configs), with the given hardware profile (default
 hw_profiles/local.json when `cli.py profile` wrote one). Writes the "## Executor: measured
@@ -143,16 +143,28 @@ class Row:
         return self.error <= TOLERANCE
 
 
+def serial_run(job) -> dict:
+    """The serial baseline in a fresh process forked from the ranks' forkserver (one rank,
+    one thread, its own warm-up run), as each parallel launch's ranks are. Not in this
+    process: the speed of one process on this VM stays within ~1% over its life but differs
+    by up to ~10% from one process to the next (sd3-medium --scale small without CFG, one
+    thread: 0.374-0.378 s in one process, 0.399-0.414 s in the next, alone on the machine),
+    so a baseline timed in the bench process carried that one draw into every ratio of a
+    case, while the ranks were fresh draws at every launch."""
+    from executor.launch import launch
+    one = dataclasses.replace(job, plan="serial", stages={}, decode=False, warmup_runs=1)
+    return launch([one], 1, "gloo", 600)[0][0]
+
+
 def run_case(plan: str, model: str, batch: int, args, profile, cluster) -> Row:
     from executor.cli import DEFAULT_TOLERANCE
-    from executor.experiment import measure, prepare, run_serial, scaled_run
+    from executor.experiment import measure, prepare, scaled_run
     spec, sc, fields = scaled_run(model, args.scale, batch=batch, steps=args.steps)
     prep = prepare(spec, sc, plan, cluster, profile, repeats=1, warmup_runs=1, tolerance=DEFAULT_TOLERANCE,
                    diffusers=fields)
     lat, ser, m, noise = [], [], None, 0.0
     for r in range(args.repeats):
-        serial, n1 = quietly(lambda: run_serial(dataclasses.replace(prep.job, warmup_runs=1 if r == 0 else 0)),
-                             f"{plan} serial", args.max_wait)
+        serial, n1 = quietly(lambda: serial_run(prep.job), f"{plan} serial", args.max_wait)
         m, n2 = quietly(lambda: measure(prep, 2, serial=serial, timeout_s=600), plan, args.max_wait)
         lat += m.latencies_s
         ser += m.serial_latencies_s
@@ -227,8 +239,8 @@ def main(argv=None) -> int:
     header = (f"`python bench/bench_executor.py{' --all' if args.all else ''}` on {datetime.date.today().isoformat()}, "
               f"commit {common.commit()} (working tree), {machine()}; the diffusers classes at --scale {args.scale} "
               f"(random weights), denoising loop only, 2 ranks, gloo, one thread per rank, fp32, median of "
-              f"{args.repeats} runs, serial (one process, one thread) and parallel alternating, each parallel launch "
-              "with one untimed warm-up run; "
+              f"{args.repeats} runs, serial (one process, one thread) and parallel alternating, each launch (serial too, "
+              "in a fresh process) with one untimed warm-up run; "
               + ("every run waits for an idle machine and is repeated if other processes used more than 5% of the "
                  "CPU meanwhile ('others' = the worst share left). " if args.max_wait > 0 else
                  "runs did not wait for an idle machine ('others' = the worst CPU share of other processes). ")

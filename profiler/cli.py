@@ -173,6 +173,10 @@ def summary(doc: dict, path: Path) -> str:
     if "skipped" in comm:
         lines.append(f"  collectives: skipped ({comm['skipped']})")
     else:
+        t = comm.get("timing", {})
+        if t.get("mode") == "interleaved":
+            lines.append(f"  collectives timed interleaved with {t['between_us'] / 1e3:.1f} ms of compute per call "
+                         "on every rank (as the executor's ranks issue them)")
         for c in comm["curves"]:
             f = c["fit"]
             lines.append(f"  {c['kind']:<14} n={c['nranks']} on {comm['link']}: latency {f['latency_us']:.0f} us, "

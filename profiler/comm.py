@@ -13,10 +13,23 @@ the model one for one:
 - p2p: one message from rank 0 to rank 1 (half a ping-pong round trip, which avoids
   comparing clocks of two processes).
 
-Timing: ranks are lined up by a tiny all-reduce, then each times `inner` back-to-back
-operations (as nccl-tests do); the time of a repeat is the slowest rank's (an
-all-reduce MAX), the median over repeats is kept. `inner` is derived from a warm-up
-time agreed on by all ranks (MAX), so every rank issues the same sequence of calls.
+Timing: ranks are lined up by a tiny all-reduce before each repeat of `inner` operations;
+`inner` is derived from a warm-up time agreed on by all ranks (MAX), so every rank issues
+the same sequence of calls. Two modes (CommConfig.between_s):
+- back-to-back (between_s 0, GPUs): `inner` calls in a row, as nccl-tests time them; the
+  time of a repeat is the slowest rank's (an all-reduce MAX), the median over repeats kept;
+- interleaved (CPU): every rank computes about between_s of matrix products before each
+  call and times the call alone, as the executor's ranks issue collectives between a
+  block's ops (executor/comm.py times the same span: the call, waiting for the peer
+  included); the mean over calls and ranks (_time). On a CPU host the ranks' compute
+  and gloo's threads (the process group's worker, the transport's event loop) share the
+  cores: a call's data waits until the peer's thread gets a core, which its compute holds
+  for up to a scheduler slice. Measured on the 2-core VM this was written on (gloo, 2
+  ranks, all_to_all of 64 KiB, clocks compared across the ranks, 100 calls per point):
+  0.2-0.3 ms per call back-to-back; 0.3-2.1 ms, typically ~1 ms, with 1-6 ms of compute
+  before each call, heavy-tailed (median 0.2-0.4 ms, the mean several times it) and
+  nearly all of it after both ranks had arrived; the executor's ulysses=2 on
+  sd3-medium --scale small spent ~1.4 ms per call.
 """
 from __future__ import annotations
 
@@ -50,6 +63,10 @@ class CommConfig:
     max_inner: int = 50
     timeout_s: float = 600.0
     concurrency_repeats: int = 18     # CPU: the concurrent-compute measurement (_concurrency)
+    # seconds of compute every rank runs before each timed call (module doc); 0: back-to-back
+    # (profiler/run.py sets CPU_BETWEEN_S for CPU profiles)
+    between_s: float = 0.0
+    min_inner: int = 8                # interleaved: calls per repeat at least (the mean needs many)
 
 
 # ---------------------------------------------------------------- worker side
@@ -111,7 +128,13 @@ def _worker(rank: int, n: int, cfg: dict, queue) -> dict | None:
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
         return t.tolist()
 
+    def agree_mean(values: list[float], group, size: int) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=dev)
+        dist.all_reduce(t, group=group)
+        return (t / size).tolist()
+
     try:
+        burst = _burst(torch, dt, dev, cfg["between_s"], lambda v: agree_max(v, None)) if cfg["between_s"] > 0 else None
         if dev == "cpu":
             conc = _concurrency(torch, dist, dt, rank, n, cfg["concurrency_repeats"])
             if rank == 0:
@@ -132,7 +155,8 @@ def _worker(rank: int, n: int, cfg: dict, queue) -> dict | None:
                         try:
                             fn = _ops(kind, numel, g, rank, dt, dev, group, dist, torch)
                             res = _time(fn, cfg, sync, lambda: dist.all_reduce(flag, group=group),
-                                        lambda v: agree_max(v, group))
+                                        lambda v: agree_max(v, group), burst,
+                                        lambda v: agree_mean(v, group, g))
                         except (RuntimeError, NotImplementedError, ValueError) as e:
                             # unsupported ops fail on every rank before any traffic
                             unsupported[kind] = str(e).strip().splitlines()[0][:200] if str(e) else type(e).__name__
@@ -191,9 +215,33 @@ def _concurrency(torch, dist, dt, rank: int, n: int, repeats: int) -> dict:
             "slowdown": max(1.0, mean_together / alone_s)}
 
 
-def _time(fn, cfg: dict, sync, line_up, agree_max) -> float:
-    """Median seconds per call over repeats, each the slowest member's."""
+def _burst(torch, dt, dev: str, seconds: float, agree_max):
+    """fn() computing about `seconds` of 128x128 matrix products (the same count on every
+    rank: the slowest rank's calibration), standing in for a model's ops between two
+    collectives."""
+    a = torch.randn(128, 128, dtype=dt, device=dev) / 128 ** 0.5
+    b = torch.randn(128, 128, dtype=dt, device=dev)
+
+    def one():
+        torch.mm(a, b, out=b)
+    for _ in range(3):
+        one()
+    per = agree_max([_loop_time(one, 50, dev) / 50])[0]
+    reps = max(1, round(seconds / max(per, 1e-9)))
+
+    def burst():
+        for _ in range(reps):
+            one()
+    return burst
+
+
+def _time(fn, cfg: dict, sync, line_up, agree_max, burst=None, agree_mean=None) -> float:
+    """Seconds per call: back-to-back, the median over repeats, each the slowest member's;
+    with `burst` (interleaved mode, module doc), the calls alone, each after a burst, the
+    mean over calls and members (agree_mean)."""
     for _ in range(cfg["warmup"]):
+        if burst:
+            burst()
         fn()
     sync()
     line_up()
@@ -201,17 +249,34 @@ def _time(fn, cfg: dict, sync, line_up, agree_max) -> float:
     fn()
     sync()
     warm = agree_max([time.perf_counter() - t0])[0]
-    inner = int(min(cfg["max_inner"], max(1, math.ceil(cfg["target_s"] / max(warm, 1e-7)))))
+    per_call = warm + (cfg["between_s"] if burst else 0.0)
+    inner = int(min(cfg["max_inner"], max(cfg["min_inner"] if burst else 1,
+                                           math.ceil(cfg["target_s"] / max(per_call, 1e-7)))))
     reps = []
     for _ in range(cfg["repeats"]):
         line_up()
         sync()
-        t0 = time.perf_counter()
+        if burst is None:
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            sync()
+            reps.append((time.perf_counter() - t0) / inner)
+            continue
         for _ in range(inner):
+            burst()
+            sync()
+            t0 = time.perf_counter()
             fn()
-        sync()
-        reps.append((time.perf_counter() - t0) / inner)
-    return statistics.median(agree_max(reps))
+            sync()
+            reps.append(time.perf_counter() - t0)
+    if burst is None:
+        return statistics.median(agree_max(reps))
+    # interleaved: the mean over every call and rank, not a median: the cost has a heavy
+    # tail (a call whose peer's transport thread waits for a core behind compute), and the
+    # ranks' wall time pays the mean; averaged over the members, as the wait of the one
+    # that arrived first is the other's compute
+    return agree_mean([statistics.fmean(reps)])[0]
 
 
 # ---------------------------------------------------------------- parent side

@@ -121,7 +121,7 @@ def pool_points(sizes, effs, groups=None, bins_per_decade: int = 4) -> list[tupl
     return [(size, eff) for size, eff, _ in merged]
 
 
-def make_monotone(sizes, times) -> list[float]:
+def make_monotone(sizes, times, pooled: bool = False) -> list[float]:
     """Measured collective times made physically consistent, in the spirit of Alpa's
     make_monotonic (own implementation): along increasing size,
     1. bandwidth (size / time) never decreases: a running maximum of bandwidth, so a
@@ -131,15 +131,33 @@ def make_monotone(sizes, times) -> list[float]:
     Both steps only lower times (noise on a shared machine only ever slows a run), and
     step 2 keeps step 1's property. Interpolating the result linearly in log-log (as
     planner.hardware.CommCurve does) keeps both properties between the points.
-    Sizes must be strictly increasing."""
+    pooled: step 2 pools adjacent violators instead (isotonic regression of log time, a
+    least-squares non-decreasing fit), for times whose spread is part of what was
+    measured (profiler/comm.py's interleaved mode: the wait for a peer that computed a
+    little longer), where the lowest of neighbouring sizes would be the luckiest draw,
+    not the cost. Sizes must be strictly increasing."""
     s = np.asarray(sizes, dtype=float)
     t = np.asarray(times, dtype=float)
     if len(s) != len(t) or (np.diff(s) <= 0).any() or (t <= 0).any():
         raise ValueError("make_monotone needs strictly increasing sizes and positive times")
+    if pooled:
+        t = np.exp(_isotonic(np.log(t)))
     bw = np.maximum.accumulate(s / t)
     t = s / bw
     t = np.minimum.accumulate(t[::-1])[::-1]
     return [float(x) for x in t]
+
+
+def _isotonic(y: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence closest to y in least squares (pool adjacent violators)."""
+    blocks: list[list[float]] = []          # [mean, count]
+    for v in y:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, c2 = blocks.pop()
+            m1, c1 = blocks.pop()
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    return np.concatenate([np.full(int(c), m) for m, c in blocks])
 
 
 def curves_for_report(doc: dict, n: int = 60) -> dict:

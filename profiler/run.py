@@ -71,6 +71,14 @@ def check_options(opts: ProfileOptions) -> tuple[str, str, str, int]:
     return device, gpu_id, dtype, threads
 
 
+# CPU ranks: collectives are timed interleaved with this much compute per call on every
+# rank (profiler/comm.py's module doc), the middle of the 1-3 ms of ops that lie between
+# two collectives of the executor's ranks on the CPU-sized models (sd3-medium --scale
+# small under ulysses=2: ~35 ms of compute per step and rank around 15 collectives). On a
+# GPU each rank owns its device and the calls are timed back-to-back, as nccl-tests do.
+CPU_BETWEEN_S = 2e-3
+
+
 def configs(preset: str, device: str, dtype: str, threads: int, nproc: int,
             kinds: tuple[str, ...]) -> tuple[ComputeConfig, CommConfig]:
     backend = "gloo" if device == "cpu" else "nccl"
@@ -82,7 +90,8 @@ def configs(preset: str, device: str, dtype: str, threads: int, nproc: int,
         sizes: tuple[int, ...] = (1024, 65536)
         comm = CommConfig(backend, device, dtype, nproc, sizes, kinds, (nproc,), threads,
                           warmup=1, repeats=2, target_s=0.001, max_inner=5, timeout_s=120,
-                          concurrency_repeats=3)
+                          concurrency_repeats=3, between_s=CPU_BETWEEN_S / 4 if device == "cpu" else 0.0,
+                          min_inner=2)
         return comp, comm
     quick = preset == "quick"
     comp = ComputeConfig(device, dtype, max_call_s=(0.1 if quick else 0.5),
@@ -92,7 +101,7 @@ def configs(preset: str, device: str, dtype: str, threads: int, nproc: int,
     groups = sorted({nproc} | ({2} if nproc >= 2 else set())
                     | (set() if quick else {2 ** k for k in range(1, nproc.bit_length()) if 2 ** k <= nproc}))
     comm = CommConfig(backend, device, dtype, nproc, sizes, kinds, tuple(groups), threads,
-                      repeats=5)
+                      repeats=5, between_s=CPU_BETWEEN_S if device == "cpu" else 0.0)
     return comp, comm
 
 
@@ -147,11 +156,11 @@ def _compute_section(samples: list[dict], peak: float, memory_bw: float, launch_
     return {"launch_us": _r(launch_s * 1e6), "curves": curves}
 
 
-def _comm_section(raw: dict) -> list[dict]:
+def _comm_section(raw: dict, interleaved: bool = False) -> list[dict]:
     out = []
     for c in raw["curves"]:
         sizes, times = c["sizes"], c["times"]
-        mono = fit.make_monotone(sizes, times)
+        mono = fit.make_monotone(sizes, times, pooled=interleaved)
         f = fit.fit_alpha_beta(sizes, mono, c["kind"], c["nranks"])
         out.append({"kind": c["kind"], "nranks": c["nranks"], "sizes": sizes,
                     "times_us": [_r(t * 1e6) for t in mono], "raw_times_us": [_r(t * 1e6) for t in times],
@@ -193,7 +202,9 @@ def profile_machine(opts: ProfileOptions) -> dict:
     else:
         try:
             raw = measure_comm(comm_cfg, bar)
-            comm |= {"unsupported": raw["unsupported"], "curves": _comm_section(raw)}
+            comm |= {"unsupported": raw["unsupported"], "curves": _comm_section(raw, comm_cfg.between_s > 0)}
+            comm["timing"] = ({"mode": "interleaved", "between_us": _r(comm_cfg.between_s * 1e6)}
+                              if comm_cfg.between_s > 0 else {"mode": "back-to-back"})
             if "concurrency" in raw:
                 compute["concurrency"] = {k: (v if k == "nproc" else _r(v)) for k, v in raw["concurrency"].items()}
         except CommError as e:

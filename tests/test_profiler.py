@@ -74,6 +74,30 @@ def test_make_monotone_keeps_a_monotone_curve_and_fixes_noise():
     assert fit.make_monotone(sizes, noisy) == pytest.approx([1.2e-4, 1.2e-4, 3e-4, 3e-3])
 
 
+@settings(max_examples=200, deadline=None)
+@given(sizes_times)
+def test_make_monotone_pooled_properties(st_):
+    """Pooled (interleaved timings): monotone in time and bandwidth as the plain form, and
+    the isotonic step neither lowers every time to the luckiest point nor leaves the range."""
+    sizes, times = st_
+    mono = fit.make_monotone(sizes, times, pooled=True)
+    assert all(b >= a * (1 - 1e-9) for a, b in zip(mono, mono[1:]))
+    bw = [s / t for s, t in zip(sizes, mono)]
+    assert all(b >= a * (1 - 1e-9) for a, b in zip(bw, bw[1:]))
+    assert min(times) * (1 - 1e-9) <= min(mono) and max(mono) <= max(times) * (1 + 1e-9)
+
+
+def test_isotonic_pools_adjacent_violators():
+    y = np.log([4.0, 1.0, 1.0, 2.0, 8.0])
+    got = np.exp(fit._isotonic(y))
+    assert got == pytest.approx([4 ** (1 / 3)] * 3 + [2.0, 8.0])     # the geometric mean of 4, 1, 1
+    assert fit._isotonic(np.array([1.0, 2.0, 3.0])).tolist() == [1.0, 2.0, 3.0]
+    # a noisy flat latency: pooled keeps the level, the plain form falls to the minimum
+    sizes, noisy = [1e3, 4e3, 16e3, 64e3], [9e-4, 1.1e-3, 1.0e-3, 4e-4]
+    assert fit.make_monotone(sizes, noisy) == pytest.approx([4e-4] * 4)
+    assert min(fit.make_monotone(sizes, noisy, pooled=True)) > 6e-4
+
+
 def test_pool_points_merges_ops_of_one_shape_and_sorts():
     sizes = [300.0, 200.0, 3000.0, 2000.0, 2000.0]
     effs = [1.0, 3.0, 0.5, 0.7, 0.9]
@@ -136,6 +160,8 @@ def test_tiny_real_run(tiny_doc, tmp_path):
     assert kinds == {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "p2p"}
     for c in comm["curves"]:
         assert c["nranks"] == 2 and c["sizes"] == sorted(c["sizes"]) and min(c["times_us"]) > 0
+    # CPU ranks: collectives timed between compute, as the executor's ranks issue them
+    assert comm["timing"]["mode"] == "interleaved" and comm["timing"]["between_us"] > 0
     conc = doc["compute"]["concurrency"]      # the host's ranks computing at once
     assert conc["nproc"] == 2 and conc["slowdown"] >= 1 and conc["alone_us"] > 0
     path = save_profile(doc, tmp_path / "tiny.json")
@@ -181,3 +207,19 @@ def test_unknown_gpu_id_override_is_a_usage_error():
         device_gpu_id("cpu", "gtx9999")
     with pytest.raises(HardwareError):
         load_gpu("gtx9999")
+
+
+def test_interleaved_timing_runs_the_burst_before_every_timed_call():
+    """profiler/comm.py _time: back-to-back times the loop; interleaved computes a burst
+    before each call, times the calls alone and averages them over calls and members."""
+    from profiler.comm import _time
+    log = []
+    cfg = {"warmup": 1, "repeats": 3, "target_s": 1e-9, "max_inner": 50, "min_inner": 4, "between_s": 1e-3}
+    mean = _time(lambda: log.append("call"), cfg, lambda: None, lambda: None, lambda v: v,
+                 burst=lambda: log.append("burst"), agree_mean=lambda v: [v[0] * 0 + 0.5])
+    assert mean == 0.5                                   # what the members agreed on
+    timed = log[2 + 1:]                                  # after the warm-up (burst, call) and the warm call
+    assert timed == ["burst", "call"] * (3 * 4)          # repeats x min_inner, each call after a burst
+    log.clear()
+    _time(lambda: log.append("call"), cfg | {"between_s": 0.0}, lambda: None, lambda: None, lambda v: v)
+    assert "burst" not in log and log.count("call") == 1 + 1 + 3   # warm-up, warm call, repeats x 1
