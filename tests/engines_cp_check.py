@@ -3,6 +3,7 @@ the diffusers engine emits (JSON in $CONF) on a tiny random FluxTransformer2DMod
 tokens; prints the largest difference from the serial output on rank 0."""
 import json
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -29,8 +30,15 @@ def main():
         m.enable_parallelism(config=ContextParallelConfig(**json.loads(os.environ["CONF"])))
         out = m(**args)[0]
     if dist.get_rank() == 0:
-        print(f"max_abs_diff {(out - ref).abs().max().item():.3e}")
+        print(f"max_abs_diff {(out - ref).abs().max().item():.3e}", flush=True)
+    # Both ranks leave together, and without the interpreter's teardown: on a loaded 2-core
+    # machine a rank sometimes aborted at exit ("terminate called without an active
+    # exception", exit -6), a gloo thread of the groups diffusers' enable_parallelism made
+    # outliving the destructors, after the result was already printed.
+    dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
