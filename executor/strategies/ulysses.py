@@ -3,8 +3,10 @@
 Each rank of a group of u holds 1/u of the image tokens with all heads. Around attention
 an all-to-all turns that into all tokens for 1/u of the heads, attention runs on whole
 sequences, and a second all-to-all turns the output back. Q, K and V travel in one
-all-to-all (as xDiT's combine_qkv_a2a), so there are 2 per attention carrying the
-bytes of the planner's 4. The text of joint attention is whole on every rank: each rank
+all-to-all each, then O: four calls per attention, as xDiT's default (yunchang,
+use_pack_qkv=False) sends them and as planner/strategies/ulysses.py costs them (on a CPU
+host each gloo call costs about a millisecond whatever its size, so packing would make
+the executor faster than the plan it checks). The text of joint attention is whole on every rank: each rank
 takes its heads' share of the text Q/K/V, and the text output (computed for those heads)
 is all-gathered over the heads. Exact.
 """
@@ -17,13 +19,16 @@ from ..comm import Comm, Group
 
 def to_heads(comm: Comm, g: Group, *ts: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """[B, H, n, hd] token shards -> [B, H/u, u*n, hd] head shards (tokens in group order),
-    one all-to-all for all the tensors."""
-    x = torch.stack(ts)
-    k, b, h, n, hd = x.shape
+    one all-to-all per tensor."""
+    return tuple(_to_heads(comm, g, t) for t in ts)
+
+
+def _to_heads(comm: Comm, g: Group, t: torch.Tensor) -> torch.Tensor:
+    b, h, n, hd = t.shape
     u = g.size
-    x = x.view(k, b, u, h // u, n, hd).permute(2, 0, 1, 3, 4, 5)        # [dest, k, B, H/u, n, hd]
-    x = comm.all_to_all(x, g)                                          # [source, k, B, H/u, n, hd]
-    return x.permute(1, 2, 3, 0, 4, 5).reshape(k, b, h // u, u * n, hd).unbind(0)
+    x = t.reshape(b, u, h // u, n, hd).permute(1, 0, 2, 3, 4)             # [dest, B, H/u, n, hd]
+    x = comm.all_to_all(x, g)                                          # [source, B, H/u, n, hd]
+    return x.permute(1, 2, 0, 3, 4).reshape(b, h // u, u * n, hd)
 
 
 def to_tokens(comm: Comm, g: Group, o: torch.Tensor) -> torch.Tensor:
