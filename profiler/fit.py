@@ -149,15 +149,10 @@ def make_monotone(sizes, times, pooled: bool = False) -> list[float]:
 
 
 def _isotonic(y: np.ndarray) -> np.ndarray:
-    """The non-decreasing sequence closest to y in least squares (pool adjacent violators)."""
-    blocks: list[list[float]] = []          # [mean, count]
-    for v in y:
-        blocks.append([float(v), 1.0])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, c2 = blocks.pop()
-            m1, c1 = blocks.pop()
-            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
-    return np.concatenate([np.full(int(c), m) for m, c in blocks])
+    """The non-decreasing sequence closest to y in least squares (pool adjacent violators,
+    scipy >= 1.12)."""
+    from scipy.optimize import isotonic_regression
+    return np.asarray(isotonic_regression(y, increasing=True).x)
 
 
 def curves_for_report(doc: dict, n: int = 60) -> dict:
