@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from . import unet
-from .animatediff import fold, unfold
+from .animatediff import Final, unfold      # the head folds the frames back as AnimateDiff's does
 from .denoiser import Block, Denoiser, mark_heads, set_roles
 
 # StableVideoDiffusionPipeline.__call__ defaults (fps 7 is passed as fps - 1)
@@ -88,13 +88,6 @@ class Attn(Block):
         return s
 
 
-class Final(Block):
-    def run(self, s, ctx):
-        net = self.den.net
-        s.x = fold(net.conv_out(net.conv_act(net.conv_norm_out(s.x))), self.den.frames)
-        return s
-
-
 def _attention(den, name, path, push):
     tm = den.net.get_submodule(path)
     if len(tm.transformer_blocks) != 1:
@@ -109,29 +102,7 @@ def build(net, binding, image_size, frames: int) -> Denoiser:
     mark_heads(net)
     den = Denoiser(net, binding)
     den.image_size, den.frames = image_size, frames
-    den.add(Embed("embed", den, ("conv_in",)))
-    for i, blk in enumerate(net.down_blocks):
-        attns = getattr(blk, "attentions", None) or []
-        for j in range(len(blk.resnets)):
-            den.add(Res(f"down{i}.res{j}", den, f"down_blocks.{i}.resnets.{j}", push=not attns))
-            if attns:
-                _attention(den, f"down{i}.attn{j}", f"down_blocks.{i}.attentions.{j}", push=True)
-        if blk.downsamplers:
-            den.add(unet.Resample(f"down{i}.downsample", den, f"down_blocks.{i}.downsamplers.0", push=True))
-    den.add(Res("mid.res0", den, "mid_block.resnets.0"))
-    for k in range(len(net.mid_block.attentions)):
-        _attention(den, "mid.attn", f"mid_block.attentions.{k}", push=False)
-        den.add(Res(f"mid.res{k + 1}", den, f"mid_block.resnets.{k + 1}"))
-    for u, blk in enumerate(net.up_blocks):
-        attns = getattr(blk, "attentions", None) or []
-        for j in range(len(blk.resnets)):
-            den.add(Res(f"up{u}.res{j}", den, f"up_blocks.{u}.resnets.{j}", pop=True))
-            if attns:
-                _attention(den, f"up{u}.attn{j}", f"up_blocks.{u}.attentions.{j}", push=False)
-        if blk.upsamplers:
-            den.add(unet.Resample(f"up{u}.upsample", den, f"up_blocks.{u}.upsamplers.0", push=False))
-    den.add(Final("final", den, ("conv_norm_out", "conv_out")))
-    return den
+    return unet.add_blocks(den, Embed, Res, _attention, Final)
 
 
 def class_forward(net, latent, t, text, pooled, image_size=None) -> torch.Tensor:

@@ -128,29 +128,37 @@ def build(net, binding, image_size) -> Denoiser:
     mark_heads(net)
     den = Denoiser(net, binding)
     den.image_size = image_size
-    den.add(Embed("embed", den, ("conv_in",)))
+    return add_blocks(den)
+
+
+def add_blocks(den, embed=Embed, res=Res, attention=_attention, final=Final) -> Denoiser:
+    """The zoo's U-Net blocks in order: down blocks (resnets, attentions, downsampler), mid,
+    up blocks, with the long skips pushed and popped as UNet2DConditionModel does; the
+    classes of the family (svd.py: its resnets, attentions and head take frames)."""
+    net = den.net
+    den.add(embed("embed", den, ("conv_in",)))
     for i, blk in enumerate(net.down_blocks):
         attns = getattr(blk, "attentions", None) or []
         for j in range(len(blk.resnets)):
-            den.add(Res(f"down{i}.res{j}", den, f"down_blocks.{i}.resnets.{j}", push=not attns))
+            den.add(res(f"down{i}.res{j}", den, f"down_blocks.{i}.resnets.{j}", push=not attns))
             if attns:
-                _attention(den, f"down{i}.attn{j}", f"down_blocks.{i}.attentions.{j}", push=True)
+                attention(den, f"down{i}.attn{j}", f"down_blocks.{i}.attentions.{j}", push=True)
         if blk.downsamplers:
             den.add(Resample(f"down{i}.downsample", den, f"down_blocks.{i}.downsamplers.0", push=True))
     mid = net.mid_block
-    den.add(Res("mid.res0", den, "mid_block.resnets.0"))
+    den.add(res("mid.res0", den, "mid_block.resnets.0"))
     for k in range(len(mid.attentions)):
-        _attention(den, "mid.attn", f"mid_block.attentions.{k}", push=False)
-        den.add(Res(f"mid.res{k + 1}", den, f"mid_block.resnets.{k + 1}"))
+        attention(den, "mid.attn", f"mid_block.attentions.{k}", push=False)
+        den.add(res(f"mid.res{k + 1}", den, f"mid_block.resnets.{k + 1}"))
     for u, blk in enumerate(net.up_blocks):
         attns = getattr(blk, "attentions", None) or []
         for j in range(len(blk.resnets)):
-            den.add(Res(f"up{u}.res{j}", den, f"up_blocks.{u}.resnets.{j}", pop=True))
+            den.add(res(f"up{u}.res{j}", den, f"up_blocks.{u}.resnets.{j}", pop=True))
             if attns:
-                _attention(den, f"up{u}.attn{j}", f"up_blocks.{u}.attentions.{j}", push=False)
+                attention(den, f"up{u}.attn{j}", f"up_blocks.{u}.attentions.{j}", push=False)
         if blk.upsamplers:
             den.add(Resample(f"up{u}.upsample", den, f"up_blocks.{u}.upsamplers.0", push=False))
-    den.add(Final("final", den, ("conv_norm_out", "conv_out")))
+    den.add(final("final", den, ("conv_norm_out", "conv_out")))
     return den
 
 
