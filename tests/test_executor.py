@@ -27,9 +27,8 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from executor.experiment import hw_profile, local_cluster, prepare, run_serial, scaled_run  # noqa: E402
-from executor.launch import launch  # noqa: E402
-from executor.measure import fidelity  # noqa: E402
+from executor.experiment import hw_profile, local_cluster, prepare, scaled_run  # noqa: E402
+from executor_runs import run_against_serial  # noqa: E402
 from planner.plan import parse_plan  # noqa: E402
 from planner.strategies import is_exact, latent_pieces  # noqa: E402
 
@@ -55,19 +54,6 @@ def _job(model: str, plan: str, nproc: int, batch: int = 1, tolerance: float = 0
     prep = prepare(spec, sc, plan, local_cluster(nproc), hw_profile(), repeats=1, warmup_runs=0,
                    tolerance=tolerance, diffusers=fields)
     return dataclasses.replace(prep.job, label=_label(model, plan, tolerance, dtype))
-
-
-def _run(jobs, nproc):
-    """{label: (job, rank results, fidelity against the serial run)}"""
-    results = launch(jobs, nproc, timeout_s=300)
-    serial: dict = {}
-    out = {}
-    for job, ranks in zip(jobs, results):
-        key = (job.model, job.batch, job.dtype, job.height, job.steps)
-        if key not in serial:
-            serial[key] = run_serial(job)["output"]
-        out[job.label] = (job, ranks, fidelity(ranks[0]["output"], serial[key]))
-    return out
 
 
 def _check(job, fid):
@@ -97,7 +83,7 @@ BF16 = [(m, p) for m in ("pixart-alpha", "sdxl") for p in ("ring=2", "ulysses=2"
 @pytest.fixture(scope="module")
 def two_ranks():
     jobs = [_job(m, p, 2, tolerance=t) for m, p, t in TWO] + [_job(m, p, 2, dtype="bf16") for m, p in BF16]
-    return _run(jobs, 2)
+    return run_against_serial(jobs, 2)
 
 
 @pytest.mark.parametrize("model,plan,tol", TWO, ids=lambda v: str(v))
@@ -161,7 +147,7 @@ FOUR = [("pixart-alpha", p, 1) for p in (
 
 @pytest.fixture(scope="module")
 def four_ranks():
-    return _run([_job(m, p, 4, b) for m, p, b in FOUR], 4)
+    return run_against_serial([_job(m, p, 4, b) for m, p, b in FOUR], 4)
 
 
 @pytest.mark.parametrize("model,plan,batch", FOUR, ids=lambda v: str(v))
@@ -177,7 +163,7 @@ def test_eight_ranks():
     placed = dataclasses.replace(usp, order=("cfg", "ring", "ulysses"), label=usp.label + " cfg<ring<ulysses")
     jobs = [_job("sd3-medium", "cfg=2 pipefusion=2 ulysses=2", 8), usp, placed,
             _job("pixart-alpha", "pipefusion=2 ulysses=2 ring=2", 8), _job("pixart-alpha", "tp=2 ulysses=2 ring=2", 8)]
-    for label, (job, ranks, fid) in _run(jobs, 8).items():
+    for label, (job, ranks, fid) in run_against_serial(jobs, 8).items():
         assert len(ranks) == 8
         _check(job, fid)
 

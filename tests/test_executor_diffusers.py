@@ -30,10 +30,9 @@ from executor.diffusers.legality import latent_frames  # noqa: E402
 from executor.diffusers.options import _text_tokens  # noqa: E402
 from executor.diffusers.scale import scaled_configs, scenario_defaults  # noqa: E402
 from executor.diffusers.spec import run_spec  # noqa: E402
-from executor.experiment import hw_profile, local_cluster, prepare, run_serial  # noqa: E402
-from executor.launch import launch  # noqa: E402
-from executor.measure import fidelity  # noqa: E402
+from executor.experiment import hw_profile, local_cluster, prepare  # noqa: E402
 from planner import zoo  # noqa: E402
+from executor_runs import run_against_serial  # noqa: E402
 from planner.plan import parse_plan  # noqa: E402
 from planner.spec import Scenario  # noqa: E402
 from planner.strategies import is_exact  # noqa: E402
@@ -64,17 +63,6 @@ def _job(model: str, plan: str, nproc: int, batch: int = 1, tolerance: float = 0
                    diffusers={"scale": "tiny", "prompt": "a red cube", "negative_prompt": "", "decode": False,
                               "cp": cp})
     return dataclasses.replace(prep.job, label=_label(model, plan, batch, tolerance, cp))
-
-
-def _run(jobs, nproc):
-    results = launch(jobs, nproc, timeout_s=300)
-    serial, out = {}, {}
-    for job, ranks in zip(jobs, results):
-        key = (job.model, job.batch, job.steps)
-        if key not in serial:
-            serial[key] = run_serial(job)["output"]
-        out[job.label] = (job, ranks, fidelity(ranks[0]["output"], serial[key]))
-    return out
 
 
 def _check(job, fid):
@@ -181,7 +169,7 @@ def _label(model, plan, batch=1, tol=0.0, cp="auto"):
 
 @pytest.fixture(scope="module")
 def two_ranks():
-    return _run([_job(m, p, 2, b, t) for m, p, b, t in TWO] + [_job(m, p, 2, cp="executor") for m, p in EXECUTOR_CP], 2)
+    return run_against_serial([_job(m, p, 2, b, t) for m, p, b, t in TWO] + [_job(m, p, 2, cp="executor") for m, p in EXECUTOR_CP], 2)
 
 
 @pytest.mark.parametrize("model,plan,batch,tol", TWO, ids=lambda v: str(v))
@@ -234,7 +222,7 @@ FOUR = [(m, "ulysses=2 ring=2") for m in CORE] + [
 
 @pytest.fixture(scope="module")
 def four_ranks():
-    return _run([_job(m, p, 4) for m, p in FOUR], 4)
+    return run_against_serial([_job(m, p, 4) for m, p in FOUR], 4)
 
 
 @pytest.mark.parametrize("model,plan", FOUR, ids=lambda v: str(v))

@@ -38,10 +38,9 @@ from executor.diffusers.legality import latent_frames  # noqa: E402
 from executor.diffusers.options import _text_tokens  # noqa: E402
 from executor.diffusers.scale import scaled_configs, scenario_defaults  # noqa: E402
 from executor.diffusers.spec import run_spec  # noqa: E402
-from executor.experiment import hw_profile, local_cluster, prepare, run_serial  # noqa: E402
-from executor.launch import launch  # noqa: E402
-from executor.measure import fidelity  # noqa: E402
+from executor.experiment import hw_profile, local_cluster, prepare  # noqa: E402
 from planner import zoo  # noqa: E402
+from executor_runs import run_against_serial  # noqa: E402
 from planner.plan import parse_plan  # noqa: E402
 from planner.spec import Scenario  # noqa: E402
 from planner.strategies import is_exact  # noqa: E402
@@ -73,17 +72,6 @@ def _job(model: str, plan: str, nproc: int, batch: int = 1):
                    diffusers={"scale": "tiny", "prompt": "a red cube", "negative_prompt": "", "decode": False,
                               "cp": "auto"})
     return dataclasses.replace(prep.job, label=f"{model} | {plan}" + (f" | b{batch}" if batch > 1 else ""))
-
-
-def _run(jobs, nproc):
-    results = launch(jobs, nproc, timeout_s=600)
-    serial, out = {}, {}
-    for job, ranks in zip(jobs, results):
-        key = (job.model, job.batch, job.steps)
-        if key not in serial:
-            serial[key] = run_serial(job)["output"]
-        out[job.label] = (job, ranks, fidelity(ranks[0]["output"], serial[key]))
-    return out
 
 
 def _check(job, fid):
@@ -157,7 +145,7 @@ def _label(model, plan, batch=1):
 
 @pytest.fixture(scope="module")
 def two_ranks():
-    return _run([_job(m, p, 2, b) for m, p, b in TWO], 2)
+    return run_against_serial([_job(m, p, 2, b) for m, p, b in TWO], 2, timeout_s=600)
 
 
 @pytest.mark.parametrize("model,plan,batch", TWO, ids=lambda v: str(v))
@@ -189,7 +177,7 @@ FOUR = [("dit-xl-2", p) for p in ("ulysses=2 ring=2", "cfg=2 tp=2", "cfg=2 pipef
 
 @pytest.fixture(scope="module")
 def four_ranks():
-    return _run([_job(m, p, 4) for m, p in FOUR], 4)
+    return run_against_serial([_job(m, p, 4) for m, p in FOUR], 4, timeout_s=600)
 
 
 @pytest.mark.parametrize("model,plan", FOUR, ids=lambda v: str(v))
